@@ -1,0 +1,66 @@
+"""One exception hierarchy for every stage, so the CLI can turn any of them into one line.
+
+Messages name the layer (or node, file, backend) they concern: ``layer 'layer1.0.conv1': ...``.
+"""
+from __future__ import annotations
+
+
+class DSPDeployError(Exception):
+    """Base of every error the tool raises on purpose (bad input, failed build, ...)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, layer: str | None = None) -> None:
+        self.layer = layer
+        self.detail = message
+        super().__init__(f"layer '{layer}': {message}" if layer else message)
+
+
+class UsageError(DSPDeployError):
+    """A command-line argument or option value is invalid."""
+
+    exit_code = 2
+
+
+class ModelError(DSPDeployError):
+    """Unknown model name, or a model/weights/architecture mismatch."""
+
+
+class StructureError(DSPDeployError):
+    """The structure IR is malformed or inconsistent with the model it describes."""
+
+
+class CheckpointError(DSPDeployError):
+    """A checkpoint file is missing, corrupt, of the wrong kind or architecture."""
+
+
+class ReferenceImportError(CheckpointError):
+    """An authors' DSP TorchScript checkpoint could not be converted."""
+
+
+class ExportError(DSPDeployError):
+    """ONNX export failed: unsupported layer, checker failure, ..."""
+
+
+class UnsupportedLayerError(ExportError):
+    """The exporter cannot lower a layer type."""
+
+
+class ParityError(ExportError):
+    """The exported model's outputs do not match the PyTorch model's."""
+
+
+class EngineBuildError(DSPDeployError):
+    """TensorRT parsing or engine building failed, or no TensorRT flavour is installed."""
+
+
+class DataError(DSPDeployError):
+    """A dataset is missing or malformed."""
+
+
+class TrainingError(DSPDeployError):
+    """Training, pruning or fine-tuning cannot proceed (bad target, bad recipe, ...)."""
+
+
+class BenchError(DSPDeployError):
+    """A benchmark cannot run: unknown backend, unusable model file, bad batch size."""
