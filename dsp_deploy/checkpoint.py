@@ -1,0 +1,155 @@
+"""The dsp-deploy checkpoint: one file with model name, config, state_dict, structure and
+provenance. Saved with torch.save, loaded with ``weights_only=True`` so loading never runs
+pickled code; the structure travels as a JSON string and is validated on load.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import platform
+import sys
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dsp_deploy.errors import CheckpointError, DSPDeployError
+from dsp_deploy.structure import ModelStructure, dense_structure
+from dsp_deploy.utils.atomic import atomic_path
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "dsp-deploy/checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """In-memory form of a checkpoint file."""
+
+    model: str
+    state_dict: dict[str, "torch.Tensor"]
+    structure: ModelStructure
+    config: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. training state for --resume
+
+    @property
+    def num_classes(self) -> int:
+        return self.structure.num_classes
+
+
+def provenance(**fields: Any) -> dict[str, Any]:
+    """Standard provenance record: tool and library versions, time, command line, plus ``fields``."""
+    import torch
+
+    from dsp_deploy import __version__
+
+    record = {
+        "dsp_deploy_version": __version__,
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv)),
+    }
+    record.update(fields)
+    return record
+
+
+def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> None:
+    """Write ``checkpoint`` atomically (temp file + rename)."""
+    import torch
+
+    payload = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model": checkpoint.model,
+        "config": dict(checkpoint.config, num_classes=checkpoint.structure.num_classes,
+                       input_size=list(checkpoint.structure.input_size)),
+        "state_dict": {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()},
+        "structure": checkpoint.structure.to_json(),
+        "metadata": dict(checkpoint.metadata),
+        "extra": dict(checkpoint.extra),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _describe_non_checkpoint(path: str) -> str | None:
+    """A reason why ``path`` is not our checkpoint, for files torch.load would misread."""
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        return "is a TorchScript model, not a dsp-deploy checkpoint (convert it with `dsp-deploy import-reference`)"
+    return None
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read and validate a checkpoint; CheckpointError with one clear line on any problem."""
+    import torch
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    reason = _describe_non_checkpoint(path)
+    if reason:
+        raise CheckpointError(f"{path} {reason}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated zip, pickle error, unsafe global ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated?): {first[:200]}") from None
+    if not isinstance(payload, Mapping) or payload.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path} is not a dsp-deploy checkpoint (no '{FORMAT_NAME}' header)")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {payload.get('format_version')!r}; "
+                              f"this dsp-deploy reads version {FORMAT_VERSION}")
+    try:
+        structure = ModelStructure.from_json(payload["structure"])
+    except DSPDeployError as exc:
+        raise CheckpointError(f"{path}: invalid structure: {exc}") from None
+    if structure.model != payload.get("model"):
+        raise CheckpointError(f"{path}: structure is for {structure.model} but the checkpoint says {payload.get('model')}")
+    return Checkpoint(str(payload["model"]), dict(payload["state_dict"]), structure, dict(payload.get("config") or {}),
+                      dict(payload.get("metadata") or {}), dict(payload.get("extra") or {}))
+
+
+def build_model(checkpoint: Checkpoint) -> "torch.nn.Module":
+    """Instantiate the checkpoint's model, load its weights and apply its structure (eval mode)."""
+    from dsp_deploy.models import create
+    from dsp_deploy.structure.masks import apply_structure
+
+    model = create(checkpoint.model, num_classes=checkpoint.num_classes)
+    expected = model.state_dict()
+    for key, value in checkpoint.state_dict.items():
+        if key not in expected:
+            raise CheckpointError(f"state_dict key '{key}' does not belong to {checkpoint.model}")
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise CheckpointError(f"state_dict '{key}' has shape {tuple(value.shape)}, "
+                                  f"{checkpoint.model} expects {tuple(expected[key].shape)}")
+    missing = [k for k in expected if k not in checkpoint.state_dict]
+    if missing:
+        raise CheckpointError(f"state_dict lacks {len(missing)} {checkpoint.model} entries, e.g. '{missing[0]}'")
+    model.load_state_dict(checkpoint.state_dict)
+    apply_structure(model, checkpoint.structure)
+    return model.eval()
+
+
+def load_model(path: str | os.PathLike[str]) -> "torch.nn.Module":
+    """Load a checkpoint file as an eval-mode torch model with its structure applied as masks."""
+    return build_model(load_checkpoint(path))
+
+
+def dense_checkpoint(model_name: str, model: "torch.nn.Module", **metadata: Any) -> Checkpoint:
+    """Wrap a dense model as a checkpoint with the unpruned structure."""
+    from dsp_deploy.models import topology
+
+    num_classes = model.fc.out_features  # type: ignore[union-attr]
+    structure = dense_structure(topology(model_name, num_classes))
+    return Checkpoint(model_name, model.state_dict(), structure, {}, provenance(**metadata))

@@ -1,0 +1,203 @@
+"""The structure IR: for every conv, its groups, the filter->group assignment and the input
+channels each group keeps. Every stage (training, import, export, bench) reads and writes it.
+
+A conv with ``groups == 1`` and all filters in group 0 is plain channel pruning, so channel-
+pruning baselines and DSP share one representation. ``PRUNED`` (-1) marks a removed filter.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsp_deploy.errors import StructureError
+
+SCHEMA_VERSION = 1
+FORMAT_NAME = "dsp-deploy/structure"
+PRUNED = -1
+
+
+@dataclass(frozen=True)
+class ConvStructure:
+    """How one conv is pruned. ``group_inputs[g]`` are the sorted input channels group g reads."""
+
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    stride: int
+    groups: int
+    filter_groups: tuple[int, ...]
+    group_inputs: tuple[tuple[int, ...], ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "filter_groups", tuple(int(g) for g in self.filter_groups))
+        object.__setattr__(self, "group_inputs", tuple(tuple(int(c) for c in chans) for chans in self.group_inputs))
+        self._check_self_consistent()
+
+    # -- construction helpers -------------------------------------------------------------
+    @classmethod
+    def dense(cls, name: str, in_channels: int, out_channels: int, kernel_size: int, stride: int) -> ConvStructure:
+        """An unpruned conv: one group holding every filter and reading every channel."""
+        return cls(name, in_channels, out_channels, kernel_size, stride, 1,
+                   (0,) * out_channels, (tuple(range(in_channels)),))
+
+    def replace(self, *, filter_groups: Iterable[int] | None = None,
+                group_inputs: Iterable[Iterable[int]] | None = None, groups: int | None = None) -> ConvStructure:
+        """A copy with a new assignment and/or new kept inputs (validated again)."""
+        new_inputs = tuple(tuple(sorted(c)) for c in group_inputs) if group_inputs is not None else self.group_inputs
+        return ConvStructure(
+            self.name, self.in_channels, self.out_channels, self.kernel_size, self.stride,
+            groups if groups is not None else len(new_inputs),
+            tuple(filter_groups) if filter_groups is not None else self.filter_groups,
+            new_inputs,
+        )
+
+    # -- derived views --------------------------------------------------------------------
+    def group_filters(self, group: int) -> tuple[int, ...]:
+        """Output filters assigned to ``group``, in increasing order."""
+        return tuple(f for f, g in enumerate(self.filter_groups) if g == group)
+
+    @property
+    def kept_filters(self) -> tuple[int, ...]:
+        return tuple(f for f, g in enumerate(self.filter_groups) if g != PRUNED)
+
+    @property
+    def read_channels(self) -> tuple[int, ...]:
+        """Union of the input channels any group with filters reads."""
+        used = {c for g, chans in enumerate(self.group_inputs) if self.group_filters(g) for c in chans}
+        return tuple(sorted(used))
+
+    @property
+    def is_dense(self) -> bool:
+        return not any(g == PRUNED for g in self.filter_groups) and all(
+            len(chans) == self.in_channels for chans in self.group_inputs)
+
+    def kernel_params(self) -> int:
+        """Kept conv weights: sum over groups of filters x inputs x k x k."""
+        k2 = self.kernel_size**2
+        return sum(len(self.group_filters(g)) * len(chans) * k2 for g, chans in enumerate(self.group_inputs))
+
+    def macs(self, output_size: tuple[int, int]) -> int:
+        """Multiply-accumulates at ``output_size`` (grouped: each group's filters x its inputs)."""
+        return self.kernel_params() * output_size[0] * output_size[1]
+
+    # -- validation -----------------------------------------------------------------------
+    def _fail(self, message: str) -> None:
+        raise StructureError(message, layer=self.name)
+
+    def _check_self_consistent(self) -> None:
+        if self.groups < 1:
+            self._fail(f"groups must be >= 1, got {self.groups}")
+        if len(self.group_inputs) != self.groups:
+            self._fail(f"{self.groups} groups declared but {len(self.group_inputs)} input lists given")
+        if len(self.filter_groups) != self.out_channels:
+            self._fail(f"filter_groups has {len(self.filter_groups)} entries for {self.out_channels} filters")
+        for f, g in enumerate(self.filter_groups):
+            if g != PRUNED and not 0 <= g < self.groups:
+                self._fail(f"filter {f} is assigned to group {g}, outside 0..{self.groups - 1} (or -1 = pruned)")
+        for g, chans in enumerate(self.group_inputs):
+            if len(set(chans)) != len(chans):
+                dup = sorted({c for c in chans if chans.count(c) > 1})
+                self._fail(f"group {g} lists input channel(s) {dup} more than once")
+            bad = [c for c in chans if not 0 <= c < self.in_channels]
+            if bad:
+                self._fail(f"group {g} reads input channel(s) {bad} outside 0..{self.in_channels - 1}")
+            if list(chans) != sorted(chans):
+                self._fail(f"group {g} input channels are not sorted")
+            if self.group_filters(g) and not chans:
+                self._fail(f"group {g} has filters but reads no input channel")
+
+    # -- JSON -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "groups": self.groups,
+            "filter_groups": list(self.filter_groups),
+            "group_inputs": [list(c) for c in self.group_inputs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConvStructure:
+        name = str(data.get("name", "?"))
+        try:
+            return cls(
+                name, int(data["in_channels"]), int(data["out_channels"]), int(data["kernel_size"]),
+                int(data["stride"]), int(data["groups"]), tuple(data["filter_groups"]),
+                tuple(tuple(c) for c in data["group_inputs"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StructureError(f"malformed layer entry ({type(exc).__name__}: {exc})", layer=name) from None
+
+
+@dataclass(frozen=True)
+class ModelStructure:
+    """The pruned structure of a whole model: one ConvStructure per conv, in execution order."""
+
+    model: str
+    num_classes: int
+    input_size: tuple[int, int]
+    layers: tuple[ConvStructure, ...]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def layer(self, name: str) -> ConvStructure:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise StructureError("no such layer in the structure", layer=name)
+
+    def with_layers(self, updates: Mapping[str, ConvStructure]) -> ModelStructure:
+        """A copy where the named layers are replaced (the result is not re-validated here)."""
+        return ModelStructure(self.model, self.num_classes, self.input_size,
+                              tuple(updates.get(l.name, l) for l in self.layers), dict(self.metadata))
+
+    @property
+    def max_groups(self) -> int:
+        return max((l.groups for l in self.layers), default=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "num_classes": self.num_classes,
+            "input_size": list(self.input_size),
+            "metadata": dict(self.metadata),
+            "layers": [l.to_dict() for l in self.layers],
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelStructure:
+        """Parse (and fully validate against the model's topology) a structure dict."""
+        from dsp_deploy.structure.validate import validate_structure
+
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT_NAME:
+            raise StructureError(f"not a structure document (expected \"format\": \"{FORMAT_NAME}\")")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise StructureError(f"unsupported structure schema_version {version!r} (this version reads {SCHEMA_VERSION})")
+        try:
+            structure = cls(
+                str(data["model"]), int(data["num_classes"]), tuple(int(s) for s in data["input_size"]),  # type: ignore[arg-type]
+                tuple(ConvStructure.from_dict(l) for l in data["layers"]), dict(data.get("metadata") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StructureError(f"malformed structure document ({type(exc).__name__}: {exc})") from None
+        validate_structure(structure)
+        return structure
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelStructure:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StructureError(f"structure is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
