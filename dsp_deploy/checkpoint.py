@@ -51,7 +51,7 @@ def provenance(**fields: Any) -> dict[str, Any]:
 
     record = {
         "dsp_deploy_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "python": platform.python_version(),
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv)),
@@ -90,6 +90,17 @@ def _describe_non_checkpoint(path: str) -> str | None:
     return None
 
 
+def _load_failure(exc: Exception) -> str:
+    """One line saying why torch.load refused a file."""
+    text = str(exc)
+    if "Unsupported global" in text or "Weights only load failed" in text:
+        unsafe = text.split("Unsupported global:")[-1].split(" was not")[0].strip() if "Unsupported global" in text else ""
+        return f"it contains pickled code objects ({unsafe or 'unsafe globals'}), refused for safety"
+    if "zip" in text.lower() or "EOF" in text or "unpickl" in text.lower():
+        return "corrupt or truncated file"
+    return (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Read and validate a checkpoint; CheckpointError with one clear line on any problem."""
     import torch
@@ -103,8 +114,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zip, pickle error, unsafe global ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated?): {first[:200]}") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint: {_load_failure(exc)}") from None
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path} is not a dsp-deploy checkpoint (no '{FORMAT_NAME}' header)")
     if payload.get("format_version") != FORMAT_VERSION:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,14 +45,43 @@ def _child(module: Any, name: str, where: str) -> Any:
         raise ReferenceImportError(f"expected a '{name}' submodule", layer=where) from None
 
 
-def _constants(module: Any, where: str) -> list[list[int]]:
-    """The index constants (c0, c1, ...) a traced sampler/residual module baked in."""
+def _constant_map(module: Any, where: str) -> dict[str, list[int]]:
+    """The index constants (c0, c1, ...) a traced module baked in, by name."""
     try:
         mapping = module.code_with_constants[1].const_mapping
+        return {k: v.reshape(-1).tolist() for k, v in mapping.items()}
     except Exception as exc:  # noqa: BLE001 - scripted internals differ across torch versions
         raise ReferenceImportError(f"cannot read index constants ({exc})", layer=where) from None
-    keys = sorted(mapping, key=lambda k: int(k[1:]))
-    return [mapping[k].reshape(-1).tolist() for k in keys]
+
+
+_GATHER = re.compile(r"(\w+) = torch\.take_along_dim\(\w+, CONSTANTS\.(c\d+), 1\)")
+_RETURN = re.compile(r"return \(?([\w, ]+?)\)?\s*$", re.M)
+_IADD = re.compile(r"index_add_\(\w+, 1, CONSTANTS\.(c\d+), argument_(\d+)\)")
+
+
+def _sampler_indices(module: Any, where: str) -> list[list[int]]:
+    """Per output of a sampler, in output order, the channels it gathers. Tracing shares one
+    constant between groups with equal indices, so the code is read, not the constant list."""
+    constants = _constant_map(module, where)
+    code = module.code
+    gathered = dict(_GATHER.findall(code))
+    returned = _RETURN.search(code)
+    if not gathered or not returned:
+        raise ReferenceImportError("not a take_along_dim sampler", layer=where)
+    names = [n.strip() for n in returned.group(1).split(",") if n.strip()]
+    try:
+        return [constants[gathered[n]] for n in names]
+    except KeyError as exc:
+        raise ReferenceImportError(f"output {exc} is not a gather of a constant", layer=where) from None
+
+
+def _residual_indices(module: Any, where: str) -> list[list[int]]:
+    """Per added branch (argument_2, argument_3, ...), the stream channels it is added into."""
+    constants = _constant_map(module, where)
+    adds = sorted((int(arg), const) for const, arg in _IADD.findall(module.code))
+    if not adds or [a for a, _ in adds] != list(range(2, 2 + len(adds))):
+        raise ReferenceImportError("not an index_add residual of the branches", layer=where)
+    return [constants[const] for _, const in adds]
 
 
 def _bn_tensors(bn: Any) -> dict[str, torch.Tensor]:
@@ -60,7 +90,7 @@ def _bn_tensors(bn: Any) -> dict[str, torch.Tensor]:
 
 def _branches(block: Any, which: str, sampler_name: str, where: str) -> list[_Branch]:
     layers = _child(block, f"layers_{which}", where)
-    reads = _constants(_child(block, sampler_name, where), f"{where}.{sampler_name}")
+    reads = _sampler_indices(_child(block, sampler_name, where), f"{where}.{sampler_name}")
     count = len(list(layers.children()))
     if count != len(reads):
         raise ReferenceImportError(f"{count} branches but {len(reads)} gather index sets", layer=f"{where}.layers_{which}")
@@ -95,7 +125,7 @@ def _import_block(block: Any, where: str, prefix: str, width: int, in_ch: int, s
     """Fill our conv1/bn1/conv2/bn2 of one basic block; return their structures."""
     branches_a = _branches(block, "a", "sampler_a", where)
     branches_b = _branches(block, "b", "sampler_b", where)
-    residual = _constants(_child(block, "residual", where), f"{where}.residual")
+    residual = _residual_indices(_child(block, "residual", where), f"{where}.residual")
     if len(residual) != len(branches_b):
         raise ReferenceImportError(f"{len(branches_b)} conv_b branches but {len(residual)} residual index sets", layer=where)
     w1, w2 = state[f"{prefix}.conv1.weight"], state[f"{prefix}.conv2.weight"]
@@ -200,3 +230,19 @@ def import_authors_checkpoint(path: str) -> Checkpoint:
     meta = provenance(source_file=os.path.abspath(path), source_sha256=sha256_file(path),
                       source_format="DSP authors' TorchScript (irishev/DSP)")
     return Checkpoint(model_name, state, structure, {"groups": groups}, meta)
+
+
+def verify_import(path: str, checkpoint: Checkpoint, *, batch: int = 2, tolerance: float = 1e-4) -> float:
+    """Max abs output difference between our model and the TorchScript original on random
+    inputs; ReferenceImportError if it exceeds ``tolerance`` (nothing should then be written)."""
+    from dsp_deploy.checkpoint import build_model
+
+    scripted = _load_scripted(path)
+    model = build_model(checkpoint)
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(batch, 3, *checkpoint.structure.input_size, generator=generator)
+    with torch.no_grad():
+        diff = (model(inputs) - scripted(inputs)).abs().max().item()
+    if not diff <= tolerance:
+        raise ReferenceImportError(f"{path}: converted model differs from the original by {diff:.3g} (> {tolerance})")
+    return diff

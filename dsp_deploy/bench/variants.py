@@ -1,0 +1,222 @@
+"""Benchmark variants: a model file, what kind it is, and which backends can run it.
+
+Kinds: ``onnx`` (ONNX Runtime), ``engine`` (TensorRT ``.engine``/``.plan`` with a JSON manifest
+beside it), ``checkpoint`` (dsp-deploy ``.pt``, loaded via ``dsp_deploy.checkpoint``) and
+``torchscript`` (a ``torch.jit`` archive). Detection reads at most the file's zip index or
+protobuf header; nothing heavy is imported until a runner activates.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsp_deploy.errors import BenchError, UsageError
+
+log = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda", "torch", "torch-cuda", "trt")
+KIND_BACKENDS: dict[str, tuple[str, ...]] = {
+    "onnx": ("ort-cpu", "ort-cuda"),
+    "engine": ("trt",),
+    "checkpoint": ("torch", "torch-cuda"),
+    "torchscript": ("torch", "torch-cuda"),
+}
+_ENGINE_SUFFIXES = (".engine", ".plan")
+_TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".pts", ".torchscript")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model to benchmark. ``manifest`` is the parsed engine manifest (engines only)."""
+
+    name: str
+    path: Path
+    kind: str
+    manifest: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        """Backends able to run this kind of file."""
+        return KIND_BACKENDS[self.kind]
+
+
+def parse_backends(spec: str | Iterable[str]) -> tuple[str, ...]:
+    """``"ort-cpu,trt"`` or a list -> validated, de-duplicated tuple; UsageError lists valid ones."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [item.strip().lower() for item in items if item and item.strip()]
+    if not names:
+        raise UsageError(f"no backend given; valid backends: {', '.join(BACKENDS)}")
+    for name in names:
+        if name not in BACKENDS:
+            raise UsageError(f"unknown backend '{name}'; valid backends: {', '.join(BACKENDS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def parse_batches(spec: str | Iterable[int]) -> tuple[int, ...]:
+    """``"1,8,32"`` or a list -> positive ints in the given order (duplicates dropped)."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    batches: list[int] = []
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            continue
+        try:
+            value = int(item)
+        except (TypeError, ValueError):
+            raise UsageError(f"batch size '{item}' is not an integer") from None
+        if value < 1:
+            raise UsageError(f"batch size {value} must be >= 1")
+        batches.append(value)
+    if not batches:
+        raise UsageError("no batch size given")
+    return tuple(dict.fromkeys(batches))
+
+
+def parse_input_shape(spec: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """``"3x32x32"`` (per-sample shape, no batch dim) -> (3, 32, 32)."""
+    if spec is None:
+        return None
+    parts = spec.lower().replace(",", "x").split("x") if isinstance(spec, str) else list(spec)
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"--input-shape '{spec}' is not like 3x32x32") from None
+    if not dims or any(d < 1 for d in dims):
+        raise UsageError(f"--input-shape '{spec}' must be positive dims like 3x32x32")
+    return dims
+
+
+def find_manifest(engine: Path) -> Path | None:
+    """The engine's JSON manifest: ``model.engine.json`` or ``model.json`` beside it."""
+    for candidate in (engine.with_name(engine.name + ".json"), engine.with_suffix(".json")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _looks_like_onnx(path: Path) -> bool:
+    import onnx  # lazy: only for files without a telling suffix
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - any parse failure means "not ONNX"
+        return False
+    return model.ir_version > 0 and len(model.graph.node) > 0
+
+
+def _is_torchscript(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def detect_kind(path: Path) -> str:
+    """The variant kind of ``path``; a one-line BenchError if it is no model we can run."""
+    if not path.exists():
+        raise BenchError(f"{path}: no such file")
+    if not path.is_file():
+        raise BenchError(f"{path}: not a file")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return "onnx"
+    if suffix in _ENGINE_SUFFIXES:
+        return "engine"
+    if suffix in _TORCH_SUFFIXES:
+        return "torchscript" if _is_torchscript(path) else "checkpoint"
+    if suffix not in (".json", ".txt", ".yaml", ".yml", ".md", ".csv") and _looks_like_onnx(path):
+        return "onnx"
+    raise BenchError(
+        f"{path}: not an ONNX model (.onnx), TensorRT engine (.engine/.plan) or checkpoint (.pt/.pth)"
+    )
+
+
+def load_manifest(engine: Path) -> dict[str, Any]:
+    """Read the engine's manifest; BenchError if it is missing or not JSON."""
+    manifest = find_manifest(engine)
+    if manifest is None:
+        raise BenchError(f"{engine}: no manifest {engine.name}.json beside the engine")
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"{manifest}: unreadable engine manifest: {exc}") from None
+    if not isinstance(data, dict):
+        raise BenchError(f"{manifest}: engine manifest is not a JSON object")
+    return data
+
+
+def load_variant(path: str | Path, name: str | None = None) -> Variant:
+    """Classify ``path`` into a Variant named ``name`` (default: the file stem)."""
+    path = Path(path)
+    kind = detect_kind(path)
+    manifest = load_manifest(path) if kind == "engine" else {}
+    return Variant(name=name or path.stem, path=path, kind=kind, manifest=manifest)
+
+
+def variants_from_args(models: Sequence[str]) -> list[Variant]:
+    """CLI MODEL args (``PATH`` or ``NAME=PATH``) -> variants with unique names."""
+    variants: list[Variant] = []
+    for arg in models:
+        name: str | None = None
+        if "=" in arg and not Path(arg).exists():
+            name, _, arg = arg.partition("=")
+            if not name or "/" in name:
+                raise UsageError(f"model '{name}={arg}': NAME=PATH needs a plain name")
+        variants.append(load_variant(arg, name))
+    seen: dict[str, int] = {}
+    unique: list[Variant] = []
+    for variant in variants:
+        clash = sum(v.name == variant.name for v in variants) > 1
+        label = f"{variant.path.parent.name}/{variant.name}" if clash else variant.name
+        if label in seen:
+            seen[label] += 1
+            label = f"{label}#{seen[label]}"
+        else:
+            seen[label] = 1
+        unique.append(Variant(label, variant.path, variant.kind, variant.manifest))
+    return unique
+
+
+def engine_batch_ranges(variant: Variant) -> dict[str, tuple[int, int]]:
+    """Per input: the (min, max) batch its optimization profile(s) allow, from the manifest.
+
+    Accepted manifest forms: ``"profiles": [{"<input>": {"min": [...], "max": [...]}}]`` (or a single
+    ``"profile"``), or top-level ``"min_batch"``/``"max_batch"``, or ``"batch": {"min", "max"}``.
+    An empty dict means the manifest states no limit.
+    """
+    data = variant.manifest
+    if "min_batch" in data or "max_batch" in data or isinstance(data.get("batch"), dict):
+        batch = data.get("batch") if isinstance(data.get("batch"), dict) else {}
+        low = int(batch.get("min", data.get("min_batch", 1)))
+        high = int(batch.get("max", data.get("max_batch", low)))
+        return {"*": (low, high)}
+    profiles = data.get("profiles", [data["profile"]] if isinstance(data.get("profile"), dict) else [])
+    ranges: dict[str, tuple[int, int]] = {}
+    for profile in profiles if isinstance(profiles, list) else []:
+        for tensor, shapes in profile.items():
+            if isinstance(shapes, dict) and "min" in shapes and "max" in shapes:
+                low, high = int(shapes["min"][0]), int(shapes["max"][0])
+                old = ranges.get(tensor)
+                ranges[tensor] = (min(low, old[0]), max(high, old[1])) if old else (low, high)
+    return ranges
+
+
+def check_batches(variant: Variant, batches: Sequence[int]) -> None:
+    """Fail early (one-line BenchError) on a batch an engine's profile does not allow.
+
+    ONNX fixed batch dims are checked by the runner's input specs once the session is up.
+    """
+    if variant.kind != "engine":
+        return
+    for tensor, (low, high) in engine_batch_ranges(variant).items():
+        for batch in batches:
+            if not low <= batch <= high:
+                where = "" if tensor == "*" else f" for input '{tensor}'"
+                raise BenchError(
+                    f"{variant.path}: batch {batch} is outside the engine profile range {low}..{high}{where}"
+                )

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (fixtures that write small real files)."""
