@@ -17,7 +17,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # Import names of the TensorRT flavours, preferred first.
-_TRT_MODULES = ("tensorrt_rtx", "tensorrt")
+_TRT_MODULES = ("tensorrt", "tensorrt_rtx")  # same preference as dsp_deploy.engines.trt_module
 
 
 def cpu_model() -> str:

@@ -1,0 +1,70 @@
+"""`dsp-deploy build model.onnx --out model.engine`: ONNX -> TensorRT plan + manifest.
+
+Thin wrapper over :func:`dsp_deploy.engines.build_engine`; TensorRT is imported only when the
+command runs.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``build`` subcommand."""
+    parser = subparsers.add_parser(
+        "build",
+        help="build a TensorRT engine (plan + JSON manifest) from an ONNX file",
+        description=(
+            "Build a strongly typed TensorRT engine (precision = the ONNX types) with an optimization "
+            "profile over the batch axis, and write MODEL.engine.json next to it. Uses `tensorrt` if "
+            "importable, else `tensorrt_rtx` (TensorRT for RTX builds ahead of time without a GPU)."
+        ),
+    )
+    parser.add_argument("onnx", help="input ONNX file (batch axis dynamic, other dims fixed)")
+    parser.add_argument("-o", "--out", help="output plan (default: the ONNX path with .engine)")
+    parser.add_argument(
+        "--batch",
+        metavar="MIN,OPT,MAX",
+        help="batch range of the optimization profile (default 1,1,32; one number = fixed batch)",
+    )
+    parser.add_argument(
+        "--target",
+        metavar="CC[,CC...]",
+        help="TensorRT for RTX target compute capabilities, e.g. sm89,sm120 or 8.6 "
+        "(default: its portable Ampere-and-later build; Turing needs sm75 explicitly)",
+    )
+    parser.add_argument("--timing-cache", metavar="FILE", help="timing cache to read/update (standard TensorRT)")
+    parser.add_argument("--opt-level", type=int, metavar="N", help="builder optimization level 0..5")
+    parser.add_argument(
+        "--flavour",
+        choices=("auto", "tensorrt", "tensorrt_rtx"),
+        default="auto",
+        help="which TensorRT to use (default: tensorrt if importable, else tensorrt_rtx)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse the options, build, print a one-line summary."""
+    from dsp_deploy.engines import build_engine, parse_batch_range, parse_targets
+
+    batch = parse_batch_range(args.batch) if args.batch else None
+    targets = parse_targets(args.target)
+    out = Path(args.out) if args.out else Path(args.onnx).with_suffix(".engine")
+    manifest = build_engine(
+        args.onnx,
+        out,
+        batch=batch,
+        targets=targets,
+        timing_cache=args.timing_cache,
+        opt_level=args.opt_level,
+        flavour=args.flavour,
+    )
+    grouped = sum(g > 1 for g in manifest.conv_groups.values())
+    print(
+        f"{out} ({manifest.engine_bytes} bytes) + {out.name}.json: {manifest.flavour} {manifest.version}, "
+        f"{manifest.precision}, batch {manifest.batch['min']},{manifest.batch['opt']},{manifest.batch['max']}, "
+        f"targets {','.join(manifest.targets)}, {len(manifest.conv_groups)} convs ({grouped} grouped)"
+    )
+    return 0
