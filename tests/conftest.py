@@ -6,6 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+# One intra-op thread per test process: on a loaded 2-core machine torch's default thread pool
+# oversubscribes the cores badly (seconds instead of milliseconds per forward pass).
+torch.set_num_threads(1)
 
 TESTS_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS_DIR))

@@ -1,0 +1,84 @@
+"""`dsp-deploy export CKPT --out model.onnx`: lower a group-pruned checkpoint to ONNX.
+
+Thin wrapper over :func:`dsp_deploy.export.export_onnx`; heavy libraries load only when the
+command runs. ``--model NAME`` (without CKPT) exports a dense model for comparison.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from dsp_deploy.errors import UsageError
+
+
+def _batches(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated batch sizes, got '{text}'") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"batch sizes must be >= 1, got '{text}'")
+    return values
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``export`` subcommand."""
+    parser = subparsers.add_parser(
+        "export", help="export a (group-pruned) checkpoint to ONNX with fast grouped-conv lowerings",
+        description="Lower every group-pruned conv (Gather + grouped Conv, branches, union or dense), "
+                    "check the graph (onnx.checker, parity with PyTorch at batch 1 and 5) and write "
+                    "MODEL.onnx plus MODEL.onnx.plan.json. Nothing is written if a check fails.")
+    parser.add_argument("checkpoint", nargs="?", help="dsp-deploy checkpoint (.pt); omit with --model")
+    parser.add_argument("-o", "--out", required=True, help="output ONNX path")
+    parser.add_argument("--lowering", choices=("auto", "grouped", "branches", "union", "dense"),
+                        help="auto = measured per block on ONNX Runtime CPU (default); others force one lowering")
+    parser.add_argument("--fp16", action="store_true", default=None, help="float16 weights and activations (float32 I/O)")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    parser.add_argument("--profile", help="preset from the export/ folder (cpu-ort, tensorrt-fp16, ...) or a JSON "
+                                          "file; explicit options win")
+    parser.add_argument("--model", help="export a dense model of this name instead of a checkpoint (e.g. resnet56)")
+    parser.add_argument("--weights", help="with --model: a state_dict file (default: random init, seed 0)")
+    parser.add_argument("--plan-batches", type=_batches, metavar="B[,B...]",
+                        help="batch sizes the auto planner measures (default 1,32 for CIFAR, 1 for ImageNet)")
+    parser.add_argument("--cache", metavar="FILE", help="planner timing cache (default ~/.cache/dsp-deploy/export-costs.json)")
+    parser.add_argument("--no-cache", action="store_true", help="measure afresh, do not read or write the cache")
+    parser.add_argument("--no-parity", action="store_true", help="skip the comparison with the PyTorch model")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export and print a summary plus the plan table."""
+    from dsp_deploy.export import export_onnx
+    from dsp_deploy.export.measure import default_cache_path
+
+    if bool(args.checkpoint) == bool(args.model):
+        raise UsageError("give either a CHECKPOINT or --model NAME (not both)")
+    if args.weights and not args.model:
+        raise UsageError("--weights goes with --model")
+    if args.opset is not None and not 13 <= args.opset <= 21:
+        raise UsageError(f"--opset {args.opset} is not supported (13..21; default 17)")
+    source: Any = args.checkpoint
+    if args.model:
+        import torch
+
+        from dsp_deploy.models import create
+
+        torch.manual_seed(0)
+        source = create(args.model, weights=args.weights)
+    options: dict[str, Any] = {"lowering": "auto", "fp16": False, "opset": 17, "plan_batches": None}
+    if args.profile:
+        from dsp_deploy.export.profiles import load_profile
+
+        options.update(load_profile(args.profile))
+    for key in options:
+        if getattr(args, key, None) is not None:
+            options[key] = getattr(args, key)
+    cache = None if args.no_cache else (args.cache or str(default_cache_path()))
+    result = export_onnx(source, args.out, parity=not args.no_parity, model_name=args.model, cache_path=cache,
+                         **options)
+    print(result.plan.table())
+    parity = ", ".join(f"batch {b}: {d:.2e}" for b, d in result.parity_max_diff.items()) or "skipped"
+    grouped = result.node_counts.get("Conv", 0)
+    print(f"wrote {result.onnx_path} ({sum(result.node_counts.values())} nodes, {grouped} Conv, "
+          f"{result.node_counts.get('Gather', 0)} Gather) and {result.plan_path}; parity max |diff| {parity}")
+    return 0

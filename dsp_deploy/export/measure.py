@@ -1,0 +1,92 @@
+"""Timing candidate subgraphs in ONNX Runtime CPU, the way the benchmarks run models:
+1 intra-op thread, sequential, all graph optimizations. Variants are interleaved and the
+minimum of the runs is kept (the least disturbed estimate on a busy machine); results are
+cached on disk by (model bytes, batch, ORT version, CPU) so a second export plans instantly.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsp_deploy.utils.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def ort_session(model_bytes: bytes, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session with the benchmark settings."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def time_interleaved(sessions: Mapping[str, Any], feed: np.ndarray, *, runs: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Per variant, ``runs`` wall times in ms, variants taking turns each round."""
+    feeds = {k: {s.get_inputs()[0].name: feed} for k, s in sessions.items()}
+    for key, sess in sessions.items():
+        for _ in range(warmup):
+            sess.run(None, feeds[key])
+    times: dict[str, list[float]] = {k: [] for k in sessions}
+    for _ in range(runs):
+        for key, sess in sessions.items():
+            start = time.perf_counter()
+            sess.run(None, feeds[key])
+            times[key].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def default_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "dsp-deploy" / "export-costs.json"
+
+
+class CostCache:
+    """Measured ms (candidate name -> ms) per (set of subgraphs, batch) on this machine and
+    ONNX Runtime version."""
+
+    def __init__(self, path: str | os.PathLike[str] | None) -> None:
+        self.path = Path(path) if path else None
+        self.entries: dict[str, dict[str, float]] = {}
+        self.dirty = False
+        if self.path and self.path.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(self.path.read_text())
+                if isinstance(data, dict):
+                    self.entries = {k: v for k, v in data.items() if isinstance(v, dict)}
+
+    @staticmethod
+    def key(model_bytes: bytes, batch: int) -> str:
+        import onnxruntime as ort
+
+        from dsp_deploy.bench.machine import cpu_model
+
+        digest = hashlib.sha1(model_bytes).hexdigest()[:20]
+        return f"{digest}|b{batch}|ort{ort.__version__}|{cpu_model()}"
+
+    def get(self, key: str) -> dict[str, float] | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, value: dict[str, float]) -> None:
+        self.entries[key] = value
+        self.dirty = True
+
+    def save(self) -> None:
+        if self.path and self.dirty:
+            with contextlib.suppress(OSError):
+                write_text_atomic(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
+            self.dirty = False

@@ -1,0 +1,91 @@
+"""Fold a channel Gather into the filters of the Conv that produces its input.
+
+    Gather(Conv(x, W, b), i) = Conv(x, W[i], b[i])          (rows picked, repeated or reordered)
+    Gather(Pad0(Conv(x, W, b)), i) = Conv(x, W0[i], b0[i])  (W0, b0: W, b plus one zero row)
+
+with an optional Relu between Conv and Gather (Relu commutes with row selection). This is
+"channel order folded into the previous layer": the producer writes exactly the layout its
+consumer reads, so no copy runs at inference. It is how a block's last conv writes its
+output aligned with the residual stream (the Add then fuses into the conv), and how an inner
+conv hands the next conv its inputs in order. A grouped producer (group=G) qualifies when i
+splits into G equal segments, segment s reading only rows of group s (or the zero row).
+Only layers named in ``layers`` are folded (duplicated rows cost FLOPs: the planner decides).
+"""
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import numpy as np
+
+from dsp_deploy.export.graph import Graph, Node
+from dsp_deploy.export.passes.base import Pass
+from dsp_deploy.export.passes.hoist_gather import is_channel_gather, is_zero_channel_pad
+
+
+def _chain(graph: Graph, gather: Node) -> tuple[Node, Node | None, Node | None] | str:
+    """(conv, relu, pad) feeding ``gather`` through single-consumer edges, or a reason."""
+    node = graph.producer(gather.inputs[0])
+    pad = relu = None
+    if is_zero_channel_pad(graph, node):
+        pad, node = node, graph.producer(node.inputs[0])  # type: ignore[union-attr]
+    if node is not None and node.op == "Relu":
+        relu, node = node, graph.producer(node.inputs[0])
+    if node is None or node.op != "Conv":
+        return "input is not produced by a Conv (through Relu/zero Pad)"
+    chain = [n for n in (node, relu, pad, gather) if n is not None]
+    for first, second in zip(chain, chain[1:]):
+        if graph.single_consumer(first.outputs[0]) is not second:
+            return f"'{first.name}' has other consumers"
+    return node, relu, pad
+
+
+def _segments_ok(index: np.ndarray, rows: int, group: int, zero: int) -> bool:
+    if group == 1:
+        return True
+    if len(index) % group:
+        return False
+    per_in, per_out = rows // group, len(index) // group
+    for s in range(group):
+        seg = index[s * per_out:(s + 1) * per_out]
+        if any(r != zero and r // per_in != s for r in seg):
+            return False
+    return True
+
+
+class FoldGatherIntoConv(Pass):
+    name = "fold-gather-into-conv"
+    ops = ("Gather",)
+
+    def __init__(self, layers: Collection[str] | None = None) -> None:
+        self.layers = layers
+
+    def check(self, graph: Graph, node: Node) -> str | None:
+        if not is_channel_gather(graph, node):
+            return "not a constant channel Gather"
+        found = _chain(graph, node)
+        if isinstance(found, str):
+            return found
+        conv = found[0]
+        if self.layers is not None and conv.layer not in self.layers:
+            return "producer not selected for folding by the plan"
+        weight = graph.const_value(conv.inputs[1])
+        if weight is None or len(conv.inputs) < 3 or graph.const_value(conv.inputs[2]) is None:
+            return "producer Conv has no constant weight and bias"
+        index = graph.consts[node.inputs[1]].reshape(-1)
+        if not _segments_ok(index, weight.shape[0], int(conv.attrs.get("group", 1)), weight.shape[0]):
+            return "grouped producer: the gathered rows do not split into one segment per group"
+        return None
+
+    def rewrite(self, graph: Graph, node: Node) -> None:
+        conv, relu, pad = _chain(graph, node)  # type: ignore[misc]
+        weight, bias = graph.consts[conv.inputs[1]], graph.consts[conv.inputs[2]]
+        w0 = np.concatenate([weight, np.zeros_like(weight[:1])])
+        b0 = np.concatenate([bias, np.zeros_like(bias[:1])])
+        index = np.minimum(graph.consts[node.inputs[1]].reshape(-1), weight.shape[0])
+        conv.inputs[1:3] = [graph.const(np.ascontiguousarray(w0[index]), f"{conv.layer}.w"),
+                            graph.const(np.ascontiguousarray(b0[index]), f"{conv.layer}.b")]
+        last = relu or conv
+        graph.replace_uses(node.outputs[0], last.outputs[0])
+        graph.remove(node)
+        if pad is not None:
+            graph.remove(pad)

@@ -1,0 +1,91 @@
+"""The lowering plan: for every conv, how it is lowered; written as JSON next to the ONNX file
+and printed as a short table."""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from dsp_deploy.errors import UsageError
+
+LOWERINGS = ("grouped", "branches", "union", "dense")
+MODES = ("auto", *LOWERINGS)
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """How one conv is lowered.
+
+    lowering: grouped | branches | union | dense;  pad: round group/filter counts up to this
+    multiple (16 = MLAS NCHWc block);  in_pad: same for the union's input channels;
+    aligned: write the output straight in the model's channel order (pruned filters as zero
+    rows; for a block's last conv this makes the residual Add a plain Add that fuses)."""
+
+    lowering: str = "dense"
+    pad: int = 1
+    in_pad: int = 1
+    aligned: bool = False
+
+    def label(self) -> str:
+        text = self.lowering
+        if self.pad > 1 or self.in_pad > 1:
+            text += f"/{max(self.pad, self.in_pad)}"
+        if self.aligned:
+            text += "+aligned"
+        return text
+
+
+@dataclass
+class Plan:
+    """Per-layer choices plus what the planner measured (per unit: candidate -> ms)."""
+
+    mode: str
+    layers: dict[str, LayerChoice]
+    measurements: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # unit -> cand -> batch
+    chosen: dict[str, str] = field(default_factory=dict)  # unit (block) -> candidate name
+    backend: str = "onnxruntime-cpu"
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "dsp-deploy/lowering-plan", "version": 1, "mode": self.mode, "backend": self.backend,
+                "layers": {k: asdict(v) for k, v in self.layers.items()}, "chosen": self.chosen,
+                "measurements_ms": self.measurements, "notes": self.notes}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        layers = {k: LayerChoice(**v) for k, v in data["layers"].items()}
+        return cls(data["mode"], layers, dict(data.get("measurements_ms", {})), dict(data.get("chosen", {})),
+                   data.get("backend", "onnxruntime-cpu"), dict(data.get("notes", {})))
+
+    def table(self) -> str:
+        """Short text table: one line per planning unit with its choice and timings."""
+        lines = [f"lowering plan ({self.mode}, {self.backend})"]
+        if self.chosen:
+            width = max(len(u) for u in self.chosen)
+            for unit, cand in self.chosen.items():
+                times = self.measurements.get(unit, {})
+                mine, dense = times.get(cand, {}), times.get("dense", {})
+                cells = [f"{b} {mine[b]:.3f}/{dense[b]:.3f}" for b in mine if b in dense]
+                extra = f"  ms (chosen/dense): {', '.join(cells)}" if cells and cand != "dense" else ""
+                lines.append(f"  {unit:<{width}}  {cand:<16}{extra}")
+        else:
+            counts: dict[str, int] = {}
+            for choice in self.layers.values():
+                counts[choice.label()] = counts.get(choice.label(), 0) + 1
+            lines += [f"  {label}: {n} conv(s)" for label, n in sorted(counts.items())]
+        whole = self.notes.get("whole_model_min_ms")
+        if whole:
+            cells = ", ".join(f"{b} {t['auto']:.3f}/{t['dense']:.3f}" for b, t in whole.items())
+            lines.append(f"  whole model, ms (planned/dense): {cells}"
+                         + (f"  -> {self.notes['fallback']}: dense exported" if self.notes.get("fallback") else ""))
+        return "\n".join(lines)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise UsageError(f"unknown lowering '{mode}' (choose from: {', '.join(MODES)})")
+    return mode

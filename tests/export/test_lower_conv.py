@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dsp_deploy.export.passes import LowerConv
+from dsp_deploy.export.plan import LayerChoice
+from dsp_deploy.structure import ConvStructure
+
+from .helpers import conv_graph, ops, random_layer, run, sample
+
+
+def _layer(groups: int = 3, pruned: float = 0.25, seed: int = 0) -> ConvStructure:
+    return random_layer("c", 12, 10, 3, groups, np.random.default_rng(seed), keep=0.4, pruned=pruned)
+
+
+@pytest.mark.parametrize("pad", [1, 16])
+def test_grouped_is_one_grouped_conv_fed_by_a_gather(pad):
+    layer = _layer()
+    g = conv_graph(layer)
+    x = sample(12)
+    before = run(g, x)
+    assert LowerConv({"c": LayerChoice("grouped", pad)}).run(g).applied == 1
+    (conv,) = [n for n in g.nodes if n.op == "Conv"]
+    assert conv.attrs["group"] == 3
+    assert g.producer(conv.inputs[0]).op == "Gather"
+    per_group = g.consts[conv.inputs[1]].shape
+    assert per_group[0] % 3 == 0 and (pad == 1 or (per_group[0] // 3 % 16 == 0 and per_group[1] % 16 == 0))
+    assert ops(g)["Gather"] == 2  # input gather + restore gather
+    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+
+
+def test_branches_one_conv_per_group_and_concat():
+    layer = _layer()
+    g = conv_graph(layer)
+    x = sample(12)
+    before = run(g, x)
+    LowerConv({"c": LayerChoice("branches")}).run(g)
+    assert ops(g)["Conv"] == 3 and ops(g)["Concat"] == 1
+    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+def test_union_plain_conv_over_read_channels(aligned):
+    layer = _layer()
+    g = conv_graph(layer)
+    x = sample(12)
+    before = run(g, x)
+    LowerConv({"c": LayerChoice("union", aligned=aligned)}).run(g)
+    (conv,) = [n for n in g.nodes if n.op == "Conv"]
+    weight = g.consts[conv.inputs[1]]
+    assert conv.attrs["group"] == 1
+    assert weight.shape[1] == len(layer.read_channels) or weight.shape[1] == 12
+    assert weight.shape[0] == (10 if aligned else len(layer.kept_filters))
+    assert ops(g).get("Gather", 0) == (0 if aligned else 1) + (weight.shape[1] < 12)
+    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+
+
+def test_dense_choice_and_dense_layer_are_left_alone():
+    layer = _layer()
+    g = conv_graph(layer)
+    result = LowerConv({"c": LayerChoice("dense")}).run(g)
+    assert result.applied == 0 and result.skipped and "dense" in next(iter(result.skipped.values()))
+    unpruned = ConvStructure.dense("c", 12, 10, 3, 1)
+    g2 = conv_graph(unpruned)
+    result = LowerConv({"c": LayerChoice("grouped")}).run(g2)
+    assert result.applied == 0 and "not pruned" in next(iter(result.skipped.values()))
+
+
+def test_uneven_groups_padded_minimally():
+    layer = ConvStructure("c", 8, 6, 1, 1, 2, (0, 0, 0, 0, 1, 1), ((0, 1, 2), (3, 4, 5, 6, 7)))
+    g = conv_graph(layer)
+    x = sample(8)
+    before = run(g, x)
+    LowerConv({"c": LayerChoice("grouped")}).run(g)
+    (conv,) = [n for n in g.nodes if n.op == "Conv"]
+    assert g.consts[conv.inputs[1]].shape[:2] == (8, 5)  # 2 groups x max(4, 2) filters, max(3, 5) inputs
+    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
