@@ -6,7 +6,10 @@ unless c is in I_g for f's group g. Every layout below reproduces y = W * x exac
 
 - grouped:  x_g = x[I_g] padded to m channels; y_g = W[F_g][:, I_g] * x_g (zero-padded to n
   filters); one Conv with group=G over concat_g(x_g) gives concat_g(y_g).
-- union:    U = union of I_g; y = W[kept][:, U] * x[U]  (zeros where a group does not read).
+- union:    U = union of I_g; y = W[kept][:, U] * x[U]  (zeros where a group does not read);
+            with in_pad=0 U is every input channel: no input Gather at all (the unread
+            columns are zero weights), which keeps the conv's input in ONNX Runtime's NCHWc
+            layout where the Gather + its two reorders cost more than the extra MACs.
 - branches: the grouped layout without padding, one Conv per group.
 """
 from __future__ import annotations
@@ -98,11 +101,12 @@ def grouped_layout(layer: ConvStructure, weight: np.ndarray, bias: np.ndarray, *
 
 def union_layout(layer: ConvStructure, weight: np.ndarray, bias: np.ndarray, *, pad: int = 1,
                  in_pad: int = 1, aligned: bool = False) -> ConvLayout:
-    """A plain Conv over the union of the read channels. ``aligned`` keeps every filter in the
-    model's order (pruned ones as zero rows) so no restore gather is needed; otherwise pruned
-    filters are dropped and the rows are padded to a multiple of ``pad``."""
+    """A plain Conv over the union of the read channels (``in_pad`` = 0: over all input
+    channels, no Gather). ``aligned`` keeps every filter in the model's order (pruned ones as
+    zero rows) so no restore gather is needed; otherwise pruned filters are dropped and the
+    rows are padded to a multiple of ``pad``."""
     used = list(layer.read_channels)
-    size = round_up(len(used), in_pad)
+    size = layer.in_channels if in_pad == 0 else round_up(len(used), in_pad)
     cols = None if size >= layer.in_channels else sorted(pad_indices(used, size, layer.in_channels))
     col_of = {c: j for j, c in enumerate(cols if cols is not None else range(layer.in_channels))}
     rows = list(range(layer.out_channels)) if aligned else list(layer.kept_filters)

@@ -18,7 +18,8 @@ class LayerChoice:
     """How one conv is lowered.
 
     lowering: grouped | branches | union | dense;  pad: round group/filter counts up to this
-    multiple (16 = MLAS NCHWc block);  in_pad: same for the union's input channels;
+    multiple (16 = MLAS NCHWc block);  in_pad: same for the union's input channels (0: read
+    every input channel, no input Gather);
     aligned: write the output straight in the model's channel order (pruned filters as zero
     rows; for a block's last conv this makes the residual Add a plain Add that fuses)."""
 
@@ -31,6 +32,8 @@ class LayerChoice:
         text = self.lowering
         if self.pad > 1 or self.in_pad > 1:
             text += f"/{max(self.pad, self.in_pad)}"
+        if self.in_pad == 0:
+            text += "+all-inputs"
         if self.aligned:
             text += "+aligned"
         return text

@@ -117,6 +117,11 @@ BOTTLENECK_CANDIDATES: dict[str, Rule] = {
     "grouped16-3x3+aligned": _rule(_choice("grouped", 1), _choice("union", 1, 16, True), k3=_choice("grouped", 16),
                                    down=_choice("grouped", 1)),
     "union16": _rule(_choice("union", 16, 16, True), _choice("union", 1, 16, True)),
+    # conv1 reads the whole stream (no Gather, no reorders) and writes conv2's gathered input
+    # layout directly (aligned -> fold-gather-into-conv): pays at 56x56 where the stream is wide
+    "all1+grouped16-3x3+aligned": _rule(_choice("union", 16, 0, True), _choice("union", 1, 16, True),
+                                        k3=_choice("grouped", 16)),
+    "all1+grouped16": _rule(_choice("union", 16, 0, True), _choice("grouped", 16), k3=_choice("grouped", 16)),
 }
 FORCED: dict[str, Rule] = {
     "dense": dense_rule,
@@ -124,6 +129,13 @@ FORCED: dict[str, Rule] = {
     "branches": _rule(_choice("branches"), _choice("branches")),
     "union": _rule(_choice("union"), _choice("union")),
 }
+
+
+def choices_for_unit(unit: Unit, candidate: str, plain: Graph) -> dict[str, LayerChoice]:
+    """The per-conv choices of one named candidate for ``unit``."""
+    rule = candidates_for(unit)[candidate]
+    structure = plain.meta["structure"]
+    return {spec.name: rule(spec, structure[spec.name]) for spec in unit.convs}
 
 
 def candidates_for(unit: Unit) -> dict[str, Rule]:

@@ -56,6 +56,21 @@ def test_union_plain_conv_over_read_channels(aligned):
     np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
 
 
+def test_union_all_inputs_has_no_input_gather():
+    """in_pad=0: the conv reads every input channel (unread ones as zero columns), so the only
+    Gather left is the restore one, and the result is unchanged in ONNX Runtime."""
+    layer = _layer()
+    assert len(layer.read_channels) < 12
+    g = conv_graph(layer)
+    x = sample(12)
+    before = run(g, x)
+    LowerConv({"c": LayerChoice("union", 16, 0)}).run(g)
+    (conv,) = [n for n in g.nodes if n.op == "Conv"]
+    assert g.consts[conv.inputs[1]].shape[1] == 12 and conv.inputs[0] == g.inputs[0].name
+    assert ops(g).get("Gather", 0) == 1 and LayerChoice("union", 16, 0).label() == "union/16+all-inputs"
+    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+
+
 def test_dense_choice_and_dense_layer_are_left_alone():
     layer = _layer()
     g = conv_graph(layer)
