@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import IO
 
 
-def _default_mode() -> int:
-    """Permissions a plainly created file would get (mkstemp makes 0600 files)."""
+def _default_mode(directory: bool = False) -> int:
+    """Permissions a plainly created file or folder would get (mkstemp/mkdtemp make 0600/0700)."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return (0o777 if directory else 0o666) & ~umask
 
 
 @contextlib.contextmanager
@@ -61,6 +61,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp_dir
+        os.chmod(tmp_dir, _default_mode(directory=True))
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp_dir, target)

@@ -1,0 +1,191 @@
+"""L1-norm channel pruning (Li et al., 2017) as the G=1 case of the structure IR, at a FLOPs target.
+
+Prunable *units* are whole channels:
+
+* an inner conv's filter (conv1 of a basic block, conv1/conv2 of a bottleneck): the filter goes
+  and the next conv of the block stops reading it;
+* a residual-stream channel: it goes from every producer of the stream (stem or downsample conv
+  and the last conv of every block adding into it) and from every reader (first convs of the
+  blocks, the next downsample, the classifier), so the stream itself gets narrower.
+
+A unit's importance is the L1 norm of its filter (for a stream channel: the sum over the
+stream's producers), divided by the mean over the layer's (stream's) channels so layers of any
+size and scale compare. Units are removed least important first, each layer keeping at least
+``min_keep`` of its channels; the number removed is found by bisection so the whole-model MACs
+(``CostReport.flops``) land within ``tolerance`` of the target, with a small fix-up pass when one
+removal (a wide stream channel) would jump across the tolerance window.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dsp_deploy.errors import TrainingError
+from dsp_deploy.models.topology import ROLE_INNER, Topology
+from dsp_deploy.structure import PRUNED, ModelStructure, count_costs, dense_structure, drop_dead_reads
+from dsp_deploy.structure.validate import validate_structure
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOLERANCE = 0.01
+DEFAULT_MIN_KEEP = 0.1
+_FIXUP_LIMIT = 400
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One prunable channel: ``kind`` is "filter" (of conv ``where``) or "stream" (stream ``where``)."""
+
+    kind: str
+    where: str
+    index: int
+    score: float
+
+
+@dataclass(frozen=True)
+class ChannelPruneResult:
+    """The matched structure, its whole-model MACs and how far they are from the target."""
+
+    structure: ModelStructure
+    flops: int
+    target_flops: int
+    removed: int
+    evaluations: int
+
+    @property
+    def error(self) -> float:
+        """Relative MACs mismatch, (flops - target) / target."""
+        return (self.flops - self.target_flops) / self.target_flops
+
+
+def _l1(weight: "torch.Tensor") -> list[float]:
+    return weight.detach().abs().double().flatten(1).sum(dim=1).tolist()
+
+
+def _normalized_units(kind: str, where: str, norms: list[float], min_keep: float) -> list[Unit]:
+    """Units of one layer/stream, minus the ``min_keep`` most important channels (never pruned)."""
+    mean = sum(norms) / len(norms) if norms else 0.0
+    scores = [n / mean if mean > 0 else 0.0 for n in norms]
+    keep = max(1, math.ceil(min_keep * len(norms)))
+    order = sorted(range(len(norms)), key=lambda i: (-scores[i], i))
+    protected = set(order[:keep])
+    return [Unit(kind, where, i, scores[i]) for i in range(len(norms)) if i not in protected]
+
+
+class L1ChannelPruner:
+    """Orders every prunable channel of a dense model by normalised L1 importance and builds the
+    G=1 structure that removes the first ``n`` of them."""
+
+    def __init__(self, topo: Topology, state_dict: Mapping[str, "torch.Tensor"], *,
+                 min_keep: float = DEFAULT_MIN_KEEP, prune_streams: bool = True,
+                 metadata: Mapping[str, object] | None = None) -> None:
+        if not 0.0 < min_keep <= 1.0:
+            raise TrainingError(f"min_keep must be in (0, 1], got {min_keep}")
+        self.topo = topo
+        self.base = dense_structure(topo, metadata)
+        units: list[Unit] = []
+        for spec in topo.convs:
+            if spec.role == ROLE_INNER:
+                units += _normalized_units("filter", spec.name, _l1(_weight(state_dict, spec.name)), min_keep)
+        if prune_streams:
+            for stream in topo.streams:
+                per_producer = [_l1(_weight(state_dict, p)) for p in stream.producers]
+                norms = [sum(col) for col in zip(*per_producer)]
+                units += _normalized_units("stream", stream.name, norms, min_keep)
+        self.units: tuple[Unit, ...] = tuple(sorted(units, key=lambda u: (u.score, u.kind, u.where, u.index)))
+        self.evaluations = 0
+
+    def structure_for(self, removed: Iterable[Unit]) -> ModelStructure:
+        """The validated G=1 structure with ``removed`` channels gone (dead reads dropped)."""
+        pruned: dict[str, set[int]] = {}
+        for unit in removed:
+            convs = [unit.where] if unit.kind == "filter" else list(self.topo.stream(unit.where).producers)
+            for conv in convs:
+                pruned.setdefault(conv, set()).add(unit.index)
+        updates = {}
+        for name, filters in pruned.items():
+            layer = self.base.layer(name)
+            groups = [PRUNED if f in filters else g for f, g in enumerate(layer.filter_groups)]
+            updates[name] = layer.replace(filter_groups=groups, groups=1)
+        structure = drop_dead_reads(self.base.with_layers(updates), self.topo)
+        validate_structure(structure, self.topo)
+        return structure
+
+    def flops_for(self, removed: Iterable[Unit]) -> tuple[int, ModelStructure]:
+        structure = self.structure_for(removed)
+        self.evaluations += 1
+        return count_costs(structure, self.topo).flops, structure
+
+    def match_flops(self, target_flops: int, *, tolerance: float = DEFAULT_TOLERANCE) -> ChannelPruneResult:
+        """The structure whose whole-model MACs are within ``tolerance`` (relative) of ``target_flops``."""
+        dense = count_costs(self.base, self.topo).flops
+        if not 0 < target_flops <= dense:
+            raise TrainingError(f"target of {target_flops} MACs is outside (0, {dense}] (the dense model)")
+        low, high = target_flops * (1 - tolerance), target_flops * (1 + tolerance)
+        floor, floor_structure = self.flops_for(self.units)
+        if floor > high:
+            raise TrainingError(
+                f"channel pruning cannot reach {target_flops / 1e6:.2f} MMACs: removing every prunable channel "
+                f"(keeping {len(self.units)} units' layers at their minimum) leaves {floor / 1e6:.2f} MMACs")
+        # smallest n with flops(n) <= target: flops only fall as n grows
+        lo, hi = 0, len(self.units)
+        cache: dict[int, tuple[int, ModelStructure]] = {len(self.units): (floor, floor_structure)}
+        while lo < hi:
+            mid = (lo + hi) // 2
+            cache[mid] = self.flops_for(self.units[:mid])
+            if cache[mid][0] <= target_flops:
+                hi = mid
+            else:
+                lo = mid + 1
+        best_n = min((n for n in (lo - 1, lo) if n >= 0), key=lambda n: abs(self._cached(cache, n)[0] - target_flops))
+        flops, structure = self._cached(cache, best_n)
+        removed = list(self.units[:best_n])
+        if not low <= flops <= high:
+            flops, structure, removed = self._fix_up(lo - 1, low, high, cache)
+        log.info("L1 channel pruning: %d channels removed, %.4g MACs vs target %.4g (%+.2f%%, %d evaluations)",
+                 len(removed), flops, target_flops, 100 * (flops - target_flops) / target_flops, self.evaluations)
+        return ChannelPruneResult(structure, flops, target_flops, len(removed), self.evaluations)
+
+    def _cached(self, cache: dict[int, tuple[int, ModelStructure]], n: int) -> tuple[int, ModelStructure]:
+        if n not in cache:
+            cache[n] = self.flops_for(self.units[:n])
+        return cache[n]
+
+    def _fix_up(self, start: int, low: float, high: float,
+                cache: dict[int, tuple[int, ModelStructure]]) -> tuple[int, ModelStructure, list[Unit]]:
+        """From the last prefix above the window, add later units one by one, skipping any whose
+        removal would undershoot, until the MACs fall inside [low, high]."""
+        removed = list(self.units[:max(start, 0)])
+        flops, structure = self._cached(cache, max(start, 0))
+        for unit in self.units[max(start, 0):][:_FIXUP_LIMIT]:
+            trial_flops, trial = self.flops_for([*removed, unit])
+            if trial_flops < low:
+                continue
+            removed.append(unit)
+            flops, structure = trial_flops, trial
+            if flops <= high:
+                return flops, structure, removed
+        raise TrainingError(f"channel pruning could not land within the FLOPs window [{low:.4g}, {high:.4g}] MACs "
+                            f"(closest: {flops:.4g})")
+
+
+def _weight(state_dict: Mapping[str, "torch.Tensor"], conv: str) -> "torch.Tensor":
+    try:
+        return state_dict[f"{conv}.weight"]
+    except KeyError:
+        raise TrainingError("the dense state_dict has no weight for this conv", layer=conv) from None
+
+
+def l1_channel_prune(topo: Topology, state_dict: Mapping[str, "torch.Tensor"], target_flops: int, *,
+                     tolerance: float = DEFAULT_TOLERANCE, min_keep: float = DEFAULT_MIN_KEEP,
+                     prune_streams: bool = True) -> ChannelPruneResult:
+    """G=1 L1-norm channel pruning of a dense model to ``target_flops`` whole-model MACs."""
+    pruner = L1ChannelPruner(topo, state_dict, min_keep=min_keep, prune_streams=prune_streams,
+                             metadata={"method": "l1-channel", "target_flops": int(target_flops)})
+    return pruner.match_flops(int(target_flops), tolerance=tolerance)

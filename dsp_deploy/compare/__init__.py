@@ -1,0 +1,28 @@
+"""`dsp-deploy compare`: DSP against channel-pruned baselines at matched FLOPs, measured side by side.
+
+``run_compare(CompareConfig(...), out_dir)`` builds the variants, exports and benchmarks them and
+writes the report folder; ``headline_rows(results)`` gives the summary lines a demo prints.
+Importing this package does not import torch, onnx or onnxruntime.
+"""
+from __future__ import annotations
+
+from dsp_deploy.compare.config import BASELINES, CompareConfig
+from dsp_deploy.compare.results import (
+    CompareResult,
+    Verdict,
+    VariantInfo,
+    headline_rows,
+    read_results,
+    verdicts,
+)
+
+
+def run_compare(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - thin lazy forwarder
+    """See ``dsp_deploy.compare.pipeline.run_compare``."""
+    from dsp_deploy.compare.pipeline import run_compare as _run
+
+    return _run(*args, **kwargs)
+
+
+__all__ = ["BASELINES", "CompareConfig", "CompareResult", "VariantInfo", "Verdict", "headline_rows",
+           "read_results", "run_compare", "verdicts"]
