@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from dsp_deploy.checkpoint import Checkpoint
 from dsp_deploy.errors import ExportError, UsageError
 from dsp_deploy.export.plan import Plan, check_mode
 from dsp_deploy.utils.atomic import atomic_path, write_text_atomic
+
+if TYPE_CHECKING:
+    from dsp_deploy.export.graph import Graph
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,18 @@ def parity_check(model_bytes: bytes, torch_model: Any, input_size: tuple[int, in
     return diffs
 
 
+def narrow_plain_graph(plain: "Graph") -> dict[str, str]:
+    """Narrow the plain graph's residual streams to their live channels before planning, so the
+    planner measures the blocks as they will run; returns {stream: "before->after"}."""
+    from dsp_deploy.export.passes import NarrowStreams
+    from dsp_deploy.export.passes.narrow_streams import NARROWED
+
+    result = NarrowStreams().run(plain)
+    for anchor, reason in result.skipped.items():
+        log.debug("stream at %s kept its width: %s", anchor, reason)
+    return {name: f"{before}->{after}" for name, (before, after) in plain.meta.get(NARROWED, {}).items()}
+
+
 def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, lowering: str = "auto",
                 fp16: bool = False, opset: int = 17, parity: bool = True, model_name: str | None = None,
                 plan_batches: Sequence[int] | None = None, cache_path: str | None = None,
@@ -122,12 +137,15 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
     family = get_config(checkpoint.model).family
     weights = {k: v.detach().cpu().numpy() for k, v in torch_model.state_dict().items()}
     plain = build_plain_graph(topo, weights, structure, stem_pool=family == "imagenet")
+    narrowed = narrow_plain_graph(plain)
     if lowering == "auto":
         batches = tuple(plan_batches or ((1, 32) if family == "cifar" else (1,)))
         plan = auto_plan(plain, topo, batches=batches, runs=runs, cache_path=cache_path)
     else:
         plan = forced_plan(plain, topo, lowering)
     plan.notes.update(model=checkpoint.model, fp16=fp16, opset=opset)
+    if narrowed:
+        plan.notes["narrowed_streams"] = narrowed
     graph = plain.copy()
     lower_graph(graph, plan.layers)
     if lowering == "auto" and plan.chosen:

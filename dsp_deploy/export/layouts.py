@@ -5,7 +5,9 @@ Notation for a conv with structure S: groups g with filters F_g (the filters who
 unless c is in I_g for f's group g. Every layout below reproduces y = W * x exactly:
 
 - grouped:  x_g = x[I_g] padded to m channels; y_g = W[F_g][:, I_g] * x_g (zero-padded to n
-  filters); one Conv with group=G over concat_g(x_g) gives concat_g(y_g).
+  filters); one Conv with group=G over concat_g(x_g) gives concat_g(y_g). A single active
+  group whose m reaches the input width reads x itself (unread channels as zero columns):
+  padding by repeated channels would only add a Gather.
 - union:    U = union of I_g; y = W[kept][:, U] * x[U]  (zeros where a group does not read);
             with in_pad=0 U is every input channel: no input Gather at all (the unread
             columns are zero weights), which keeps the conv's input in ONNX Runtime's NCHWc
@@ -75,11 +77,14 @@ class ConvLayout:
 
 
 def grouped_layout(layer: ConvStructure, weight: np.ndarray, bias: np.ndarray, *, pad: int = 1) -> ConvLayout:
-    """One Conv with group=G over the concatenated per-group inputs (each padded to m)."""
+    """One Conv with group=G over the concatenated per-group inputs (each padded to m; a single
+    group with m >= the input width reads the whole input, no Gather)."""
     groups = active_groups(layer)
     k = weight.shape[2]
     m = round_up(max(len(layer.group_inputs[g]) for g in groups), pad)
     n = round_up(max(len(layer.group_filters(g)) for g in groups), pad)
+    whole = len(groups) == 1 and m >= layer.in_channels  # one group padded to the whole input: read it as is
+    m = layer.in_channels if whole else m
     w = np.zeros((len(groups) * n, m, k, k), np.float32)
     b = np.zeros(len(groups) * n, np.float32)
     index: list[int] = []
@@ -87,10 +92,10 @@ def grouped_layout(layer: ConvStructure, weight: np.ndarray, bias: np.ndarray, *
     zero_pos = None
     for slot, g in enumerate(groups):
         chans = list(layer.group_inputs[g])
-        index += pad_indices(chans, m, layer.in_channels)
+        index += list(range(m)) if whole else pad_indices(chans, m, layer.in_channels)
         filters = list(layer.group_filters(g))
         rows = slot * n + np.arange(len(filters))
-        w[rows, : len(chans)] = weight[np.ix_(filters, chans)]
+        w[np.ix_(rows, chans if whole else range(len(chans)))] = weight[np.ix_(filters, chans)]
         b[rows] = bias[filters]
         out_pos.update({f: int(r) for f, r in zip(filters, rows)})
         if len(filters) < n and zero_pos is None:

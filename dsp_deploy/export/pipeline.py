@@ -1,7 +1,9 @@
 """The pass pipeline: plain graph + per-layer choices -> lowered graph.
 
-Order matters: BatchNorm folding first (lowering needs W and b); then the lowering, which
-leaves restore Gathers; hoist + compose turn restore-then-consumer Gathers into single ones
+Order matters: residual streams are narrowed to their live channels first (a no-op when the
+exporter already did so on the plain graph, or when every stream channel is live, as in DSP
+structures with an unpruned stem); BatchNorm folding next (lowering needs W and b); then the
+lowering, which leaves restore Gathers; hoist + compose turn restore-then-consumer Gathers into single ones
 (channel-order propagation); folding moves the remaining ones into the producing convs where
 the plan says so (aligned residual writes, inner convs producing their consumer's order);
 dead channels go, the remaining producers permute their filters into their consumers' order
@@ -21,6 +23,7 @@ from dsp_deploy.export.passes import (
     GatherToSlice,
     HoistGather,
     LowerConv,
+    NarrowStreams,
     PassResult,
     RemoveDeadChannels,
     ReorderFilters,
@@ -34,8 +37,8 @@ def lower_graph(graph: Graph, choices: Mapping[str, LayerChoice], *, fp16: bool 
                 slices: bool = True) -> list[PassResult]:
     """Rewrite ``graph`` in place according to ``choices``; returns each pass's report."""
     fold = {name for name, choice in choices.items() if choice.aligned}
-    passes = [FoldBatchNorm(), LowerConv(choices), HoistGather(), ComposeGathers(), FoldGatherIntoConv(fold),
-              ComposeGathers(), RemoveDeadChannels(), ReorderFilters(), ComposeGathers()]
+    passes = [NarrowStreams(), FoldBatchNorm(), LowerConv(choices), HoistGather(), ComposeGathers(),
+              FoldGatherIntoConv(fold), ComposeGathers(), RemoveDeadChannels(), ReorderFilters(), ComposeGathers()]
     if slices:
         passes.append(GatherToSlice())
     if fp16:

@@ -80,6 +80,10 @@ class Plan:
             for choice in self.layers.values():
                 counts[choice.label()] = counts.get(choice.label(), 0) + 1
             lines += [f"  {label}: {n} conv(s)" for label, n in sorted(counts.items())]
+        narrowed = self.notes.get("narrowed_streams")
+        if narrowed:
+            lines.append("  streams narrowed to their live channels: "
+                         + ", ".join(f"{name} {widths}" for name, widths in narrowed.items()))
         whole = self.notes.get("whole_model_min_ms")
         if whole:
             cells = ", ".join(f"{b} {t['auto']:.3f}/{t['dense']:.3f}" for b, t in whole.items())

@@ -50,8 +50,7 @@ def find_units(graph: Graph, topo: Topology) -> list[Unit]:
         size = (first.output_size[0] * first.stride, first.output_size[1] * first.stride)
         (source,) = inputs
         (sink,) = outputs
-        last = next(s for s in specs if s.role == ROLE_BLOCK_OUT)
-        found.append(Unit(name, specs, source, sink, (first.in_channels, *size), last.out_channels))
+        found.append(Unit(name, specs, source, sink, (graph.channels(source), *size), graph.channels(sink)))
     return found
 
 

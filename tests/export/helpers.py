@@ -42,9 +42,8 @@ def random_structure(topo: Topology, groups: int, seed: int = 0, keep: float = 0
     return structure
 
 
-def tiny_checkpoint(model: str = "resnet20", groups: int = 3, size: int = 16, seed: int = 0,
-                    keep: float = 0.5) -> Checkpoint:
-    """Random weights and BatchNorm statistics (so folding is exercised) plus a random structure."""
+def random_net(model: str, seed: int = 0):  # noqa: ANN201 - a torch module
+    """The dense model with random weights and BatchNorm statistics (so folding is exercised)."""
     import torch
 
     torch.manual_seed(seed)
@@ -56,8 +55,28 @@ def tiny_checkpoint(model: str = "resnet20", groups: int = 3, size: int = 16, se
                 module.running_var.uniform_(0.5, 1.5)
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.2, 0.2)
+    return net
+
+
+def tiny_checkpoint(model: str = "resnet20", groups: int = 3, size: int = 16, seed: int = 0,
+                    keep: float = 0.5) -> Checkpoint:
+    """Random weights and BatchNorm statistics plus a random structure."""
+    net = random_net(model, seed)
     topo = topology(model, input_size=(size, size))
     structure = random_structure(topo, groups, seed, keep)
+    return Checkpoint(model, net.state_dict(), structure)
+
+
+def l1_checkpoint(model: str = "resnet20", size: int = 16, reduction: float = 0.6, seed: int = 0) -> Checkpoint:
+    """Random weights plus the L1 channel-pruning baseline's G=1 structure at ``reduction`` of
+    the whole-model MACs (residual-stream channels pruned jointly by every producer)."""
+    from dsp_deploy.baselines import l1_channel_prune
+    from dsp_deploy.structure import count_costs
+
+    net = random_net(model, seed)
+    topo = topology(model, input_size=(size, size))
+    target = int(count_costs(dense_structure(topo), topo).flops * (1 - reduction))
+    structure = l1_channel_prune(topo, net.state_dict(), target).structure
     return Checkpoint(model, net.state_dict(), structure)
 
 

@@ -44,7 +44,47 @@ def test_grouped_producer_needs_one_segment_per_group():
     assert result.applied == 0 and "segment" in next(iter(result.skipped.values()))
 
 
-def test_only_layers_the_plan_selects():
-    g = _conv_gather([1, 0])
+def test_repeated_rows_only_for_layers_the_plan_selects():
+    g = _conv_gather([1, 0, 0, 2])  # row 0 twice: folding computes it twice
     result = FoldGatherIntoConv({"other"}).run(g)
     assert result.applied == 0 and "not selected" in next(iter(result.skipped.values()))
+
+
+def test_fold_that_adds_no_rows_needs_no_selection():
+    g = _conv_gather([5, 1, 0, 2, 3])  # 5 distinct rows of 6: less work, no Gather
+    x = sample(4, 5)
+    before = run(g, x)
+    assert FoldGatherIntoConv({"other"}).run(g).applied == 1
+    assert ops(g) == {"Conv": 1, "Relu": 1} and g.consts[g.nodes[0].inputs[1]].shape[0] == 5
+    np.testing.assert_allclose(run(g, x), before, rtol=1e-6, atol=1e-6)
+
+
+def test_plain_pruned_layer_folds_zero_padding_for_the_next_conv_without_selection():
+    """A G=1 (channel-pruned) producer folds a Gather that only adds zero rows (the next conv's
+    input padding); repeated computed rows, a group-pruned producer or a Gather that is not a
+    conv's input still need the plan's selection."""
+    from dsp_deploy.structure import ConvStructure
+
+    def graph(index, layer=None, consumer=True):
+        g = _conv_gather(index, pad=1)
+        g.meta["structure"] = {"c": layer or ConvStructure.dense("c", 4, 6, 3, 1)}
+        if consumer:  # Gather -> 1x1 Conv -> y
+            gather = g.nodes[-1]
+            gather.outputs = ["gathered"]
+            w = np.random.default_rng(1).standard_normal((3, len(index), 1, 1)).astype(np.float32)
+            g.add("Conv", ["gathered", g.const(w)], attrs={"kernel_shape": [1, 1]}, output="y")
+            g.outputs[0].shape = ("batch", 3, 5, 5)
+        return g
+
+    g = graph([5, 1, 6, 0, 6, 2, 3, 4, 6])  # 9 rows from 6: the extra ones read the zero channel
+    x = sample(4, 5)
+    before = run(g, x)
+    assert FoldGatherIntoConv({"other"}).run(g).applied == 1
+    assert ops(g) == {"Conv": 2, "Relu": 1} and g.consts[g.nodes[0].inputs[1]].shape[0] == 9
+    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+    grouped = ConvStructure("c", 4, 6, 3, 1, 2, (0, 0, 0, 1, 1, 1), ((0, 1, 2, 3),) * 2)
+    for g, why in ((graph([5, 1, 1, 0, 6, 2, 3, 4, 6]), "repeat computed rows"),
+                   (graph([5, 1, 6, 0, 6, 2, 3, 4, 6], grouped), "zero padding"),
+                   (graph([5, 1, 6, 0, 6, 2, 3, 4, 6], consumer=False), "zero padding")):
+        result = FoldGatherIntoConv({"other"}).run(g)
+        assert result.applied == 0 and why in next(iter(result.skipped.values()))

@@ -91,3 +91,17 @@ def test_uneven_groups_padded_minimally():
     (conv,) = [n for n in g.nodes if n.op == "Conv"]
     assert g.consts[conv.inputs[1]].shape[:2] == (8, 5)  # 2 groups x max(4, 2) filters, max(3, 5) inputs
     np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+
+
+def test_single_group_padded_past_the_input_reads_it_whole():
+    """One active group padded (to 16) beyond the 12 input channels: the conv reads the input
+    as is (unread channels as zero columns) instead of a Gather repeating channels."""
+    layer = _layer(groups=1, pruned=0.25)
+    assert len(layer.read_channels) < 12
+    g = conv_graph(layer)
+    x = sample(12)
+    before = run(g, x)
+    LowerConv({"c": LayerChoice("grouped", 16)}).run(g)
+    (conv,) = [n for n in g.nodes if n.op == "Conv"]
+    assert conv.inputs[0] == "x" and g.consts[conv.inputs[1]].shape[:2] == (16, 12)
+    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)

@@ -11,7 +11,8 @@ from dsp_deploy.export.passes.fp16 import CastToFloat16
 from dsp_deploy.export.passes.gather_to_slice import GatherToSlice
 from dsp_deploy.export.passes.hoist_gather import HoistGather
 from dsp_deploy.export.passes.lower_conv import LowerConv
+from dsp_deploy.export.passes.narrow_streams import NarrowStreams
 from dsp_deploy.export.passes.reorder_filters import ReorderFilters
 
 __all__ = ["CastToFloat16", "ComposeGathers", "FoldBatchNorm", "FoldGatherIntoConv", "GatherToSlice", "HoistGather",
-           "LowerConv", "Pass", "PassResult", "RemoveDeadChannels", "ReorderFilters"]
+           "LowerConv", "NarrowStreams", "Pass", "PassResult", "RemoveDeadChannels", "ReorderFilters"]

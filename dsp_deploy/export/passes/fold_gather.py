@@ -9,7 +9,12 @@ consumer reads, so no copy runs at inference. It is how a block's last conv writ
 output aligned with the residual stream (the Add then fuses into the conv), and how an inner
 conv hands the next conv its inputs in order. A grouped producer (group=G) qualifies when i
 splits into G equal segments, segment s reading only rows of group s (or the zero row).
-Only layers named in ``layers`` are folded (duplicated rows cost FLOPs: the planner decides).
+Layers named in ``layers`` are always folded (duplicated rows cost FLOPs: the planner decides).
+Others are folded when the Gather repeats no computed row (only the zero channel / zero filters
+may repeat) and either picks no more rows than the conv has (folding adds no work) or the layer
+is pruned with G=1 (plain channel pruning: no group layout to keep) and the Gather is the next
+conv's input: the rows it adds are the zero padding that conv asked for, a few zero filters
+instead of a Pad and a Gather copying the tensor.
 """
 from __future__ import annotations
 
@@ -52,6 +57,27 @@ def _segments_ok(index: np.ndarray, rows: int, group: int, zero: int) -> bool:
     return True
 
 
+def _plain_pruned(graph: Graph, conv: Node) -> bool:
+    """A group=1 Conv of a layer the structure prunes with G=1 (plain channel pruning)."""
+    layer = graph.meta.get("structure", {}).get(conv.layer)
+    return conv.attrs.get("group", 1) == 1 and layer is not None and layer.groups == 1
+
+
+def _feeds_convs(graph: Graph, gather: Node) -> bool:
+    """The Gather is the (padded) input of convs, not a write into a residual stream."""
+    users = graph.consumers(gather.outputs[0])
+    return bool(users) and all(u.op == "Conv" and u.inputs[0] == gather.outputs[0] for u in users)
+
+
+def _repeats_only_zeros(index: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> bool:
+    """True if no computed row is picked twice: the rows folding adds are all-zero ones (the
+    zero channel of a Pad, or zero filters), which cost MACs but no Gather/Pad copies."""
+    rows = weight.shape[0]
+    zero = set(np.flatnonzero(~weight.reshape(rows, -1).any(axis=1) & (bias == 0)).tolist())
+    computed = [int(r) for r in index if r < rows and int(r) not in zero]
+    return len(computed) == len(set(computed))
+
+
 class FoldGatherIntoConv(Pass):
     name = "fold-gather-into-conv"
     ops = ("Gather",)
@@ -66,12 +92,16 @@ class FoldGatherIntoConv(Pass):
         if isinstance(found, str):
             return found
         conv = found[0]
-        if self.layers is not None and conv.layer not in self.layers:
-            return "producer not selected for folding by the plan"
         weight = graph.const_value(conv.inputs[1])
         if weight is None or len(conv.inputs) < 3 or graph.const_value(conv.inputs[2]) is None:
             return "producer Conv has no constant weight and bias"
         index = graph.consts[node.inputs[1]].reshape(-1)
+        if self.layers is not None and conv.layer not in self.layers:
+            if not _repeats_only_zeros(index, weight, graph.consts[conv.inputs[2]]):
+                return "producer not selected for folding by the plan (folding would repeat computed rows)"
+            if len(index) > weight.shape[0] and not (_plain_pruned(graph, conv) and _feeds_convs(graph, node)):
+                return ("producer not selected for folding by the plan (folding would add rows other than a "
+                        "G=1 layer's zero padding for the next conv)")
         if not _segments_ok(index, weight.shape[0], int(conv.attrs.get("group", 1)), weight.shape[0]):
             return "grouped producer: the gathered rows do not split into one segment per group"
         return None
