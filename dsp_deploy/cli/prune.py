@@ -1,0 +1,61 @@
+"""`dsp-deploy prune CKPT --flops-reduction R --out P.pt`: group channel pruning to a FLOPs target."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from dsp_deploy.training.cli_args import format_table
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "prune", help="prune a group-learned (or, with --groups, a dense) checkpoint to a FLOPs target",
+        description="Group channel pruning (DSP): hard group assignment from the learned logits (or one-shot "
+                    "clustering with --groups G), per-group channel importance from the weights, one global "
+                    "threshold found by bisection to hit the FLOPs target, filter pruning of each block's last "
+                    "conv, dead-channel removal. Writes a checkpoint with the structure IR.")
+    parser.add_argument("checkpoint", help="train run folder, its checkpoint.pt, or any dense checkpoint")
+    parser.add_argument("--flops-reduction", type=float, metavar="R",
+                        help="target FLOPs reduction as a fraction, 0 < R < 1 (0.6 = 60%% fewer FLOPs)")
+    parser.add_argument("--flops-metric", choices=("dsp", "total"),
+                        help="FLOPs convention: dsp = residual-block convs (CIFAR papers), total = whole model "
+                             "(default: the model family's convention)")
+    parser.add_argument("--groups", type=int, metavar="G",
+                        help="group the filters one-shot by clustering (needed for dense checkpoints)")
+    parser.add_argument("--out", required=True, metavar="P.pt", help="pruned checkpoint to write")
+    parser.add_argument("--recipe", metavar="FILE", help="JSON recipe whose 'prune' section gives defaults")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the one-shot clustering")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dsp_deploy.errors import UsageError
+    from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
+    from dsp_deploy.training.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)["prune"]
+    target = args.flops_reduction if args.flops_reduction is not None else recipe["flops_reduction"]
+    if target is None:
+        raise UsageError("no target: pass --flops-reduction R (e.g. 0.6 for 60% fewer FLOPs)")
+    summary = prune_checkpoint(PruneOptions(
+        checkpoint=args.checkpoint, out=args.out, flops_reduction=target,
+        flops_metric=args.flops_metric or recipe["flops_metric"],
+        groups=args.groups if args.groups is not None else recipe["groups"], seed=args.seed,
+        progress=not args.no_progress))
+    if summary.get("rank", 0) != 0:
+        return 0
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        print(format_table([
+            ("checkpoint", summary["checkpoint"]),
+            ("groups", f"{summary['groups']} ({summary['grouping']})"),
+            (f"FLOPs reduction ({summary['flops_metric']})",
+             f"{summary['reduction_pct']:.2f}% (target {summary['target_pct']:.1f}%)"),
+            ("FLOPs reduction (whole model)", f"{summary['flops_reduction_pct']:.2f}%"),
+            ("params reduction", f"{summary['params_reduction_pct']:.2f}%"),
+            ("time", f"{summary['time_s']:.1f} s"),
+        ]))
+    return 0

@@ -1,0 +1,175 @@
+"""`train` stage: differentiable group learning (or plain dense training with ``dense=True``).
+
+Writes into the run folder ``out``: ``checkpoint.pt`` (every epoch, atomically; the group
+logits in ``extra["group_logits"]`` and everything ``--resume`` needs in ``extra["resume"]``;
+``extra["complete"]`` is True once the run has finished) and ``metrics.jsonl``. The structure
+stays dense: the logits only matter when `prune` turns them into groups.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsp_deploy.errors import CheckpointError, ModelError, UsageError
+from dsp_deploy.training import common
+from dsp_deploy.training.recipe import load_recipe, stage_settings
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.jsonl"
+
+
+@dataclass
+class TrainOptions:
+    data: str
+    out: str
+    model: str | None = None
+    dense: bool = False
+    init: str | None = None
+    recipe: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # stage settings from the command line
+    data_overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+    checkpoint_every: int = 0
+    progress: bool = True
+    eval_each_epoch: bool = True
+
+
+def _check_settings(settings: dict[str, Any], dense: bool) -> None:
+    common.check_loop_settings(settings)
+    if not dense:
+        common.check_positive("groups", settings["groups"], integer=True)
+        common.check_positive("tau", settings["tau"])
+        common.check_positive("lambda", settings["lambda"], allow_zero=True)
+        common.check_positive("group learning rate", settings["group_lr"])
+
+
+def _initial_weights(opts: TrainOptions, model_name: str, num_classes: int) -> dict[str, Any] | None:
+    """State dict of ``--init`` (a dense checkpoint of the same model), checked."""
+    if opts.init is None:
+        return None
+    from dsp_deploy.checkpoint import build_model, load_checkpoint
+
+    ckpt = load_checkpoint(common.resolve_checkpoint_arg(opts.init))
+    if ckpt.model != model_name:
+        raise ModelError(f"--init {opts.init} is a {ckpt.model} checkpoint, not {model_name}")
+    if not all(layer.is_dense for layer in ckpt.structure.layers):
+        raise CheckpointError(f"--init {opts.init} is pruned; group learning starts from a dense model")
+    if ckpt.num_classes != num_classes:
+        raise ModelError(f"--init {opts.init} has {ckpt.num_classes} classes but the dataset has {num_classes}")
+    return build_model(ckpt).state_dict()
+
+
+def run_train(opts: TrainOptions) -> dict[str, Any]:
+    """Run (or resume) the stage; returns a summary with the files written and accuracies."""
+    from dsp_deploy.checkpoint import Checkpoint, load_checkpoint, provenance, save_checkpoint
+    from dsp_deploy.models import create, get_config, topology
+    from dsp_deploy.structure import dense_structure
+    from dsp_deploy.training.data import build_loaders, check_data
+    from dsp_deploy.training.distributed import init_distributed, shutdown
+    from dsp_deploy.training.loop import LoopConfig, Trainer
+    from dsp_deploy.training.metrics import MetricsLog
+
+    recipe = load_recipe(opts.recipe)
+    model_name = opts.model or recipe["model"]
+    if not model_name:
+        raise UsageError("no model: pass --model NAME (or a --recipe that names one)")
+    get_config(model_name)
+    stage = "pretrain" if opts.dense else "train"
+    settings = stage_settings(recipe, stage, opts.overrides)
+    data_cfg = stage_settings(recipe, "data", opts.data_overrides)
+    _check_settings(settings, opts.dense)
+    info = check_data(opts.data)
+    out = Path(opts.out)
+    ckpt_path, metrics_path = out / CHECKPOINT_NAME, out / METRICS_NAME
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; the train stage writes a run folder")
+    previous = None
+    if opts.resume:
+        if not ckpt_path.is_file():
+            raise UsageError(f"--resume: no {CHECKPOINT_NAME} in {out} to continue from")
+        previous = load_checkpoint(ckpt_path)
+        if previous.model != model_name:
+            raise ModelError(f"--resume: {ckpt_path} is a {previous.model} run, not {model_name}")
+        if previous.extra.get("complete"):
+            log.info("%s is already complete; nothing to resume", ckpt_path)
+            return {"checkpoint": str(ckpt_path), "metrics": str(metrics_path), "complete": True,
+                    "val_accuracy": previous.metadata.get("val_accuracy"), "resumed": False}
+    elif ckpt_path.exists():
+        raise UsageError(f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it "
+                         "or choose another --out")
+    init_state = _initial_weights(opts, model_name, info.num_classes)
+
+    ctx = init_distributed(opts.device)
+    try:
+        common.seed_everything(opts.seed)
+        loaders = build_loaders(opts.data, ctx, batch_size=data_cfg["batch_size"], workers=data_cfg["workers"],
+                                eval_batch_size=data_cfg["eval_batch_size"], seed=opts.seed,
+                                augment=data_cfg["augment"])
+        topo = topology(model_name, info.num_classes)
+        model = create(model_name, num_classes=info.num_classes)
+        source = previous.state_dict if previous is not None else init_state
+        if source is not None:
+            model.load_state_dict(source)
+        loop_cfg = LoopConfig(settings["epochs"], settings["lr"], settings["momentum"], settings["weight_decay"],
+                              settings.get("iterations"), settings.get("warmup_epochs", 0.0), opts.checkpoint_every,
+                              progress=opts.progress,
+                              eval_each_epoch=opts.eval_each_epoch, stage=stage)
+        steps = loop_cfg.iterations or loop_cfg.epochs * len(loaders.train)
+        learner = None
+        if not opts.dense:
+            from dsp_deploy.training.grouping import GroupLearner
+
+            learner = GroupLearner(topo, settings["groups"], tau=settings["tau"], lam=settings["lambda"],
+                                   total_steps=steps, lr=settings["group_lr"], betas=tuple(settings["group_betas"]),
+                                   lookahead=settings["lookahead"], seed=opts.seed, dist=ctx, device=ctx.device)
+        metrics = MetricsLog(metrics_path, enabled=ctx.is_main)
+        structure = dense_structure(topo, {"method": "dense" if opts.dense else "group-learning"})
+        meta = provenance(stage=stage, data=opts.data, dataset=info.to_dict(), settings=settings,
+                          seed=opts.seed, world_size=ctx.world_size, init=opts.init)
+
+        def save(state: dict[str, Any], final: bool) -> None:
+            extra: dict[str, Any] = {"stage": stage, "complete": final, "resume": None if final else state,
+                                     "epoch": state["epoch"], "global_step": state["global_step"]}
+            if learner is not None:
+                extra.update(group_logits=learner.logits_cpu(), groups=learner.groups,
+                             tau=learner.tau, **{"lambda": learner.lam})
+            fields = {"val_accuracy": trainer.last_val["accuracy"]} if final and trainer.last_val else {}
+            save_checkpoint(ckpt_path, Checkpoint(model_name, model.state_dict(), structure,
+                                                  {"data": opts.data}, dict(meta, **fields), extra))
+
+        trainer = Trainer(model, ctx, loaders.train, loaders.val, loop_cfg, hook=learner, save=save, metrics=metrics)
+        if previous is not None:
+            trainer.restore(previous.extra.get("resume") or {})
+            metrics.log("resume", stage=stage, step=trainer.global_step)
+        with common.cleanup_on_failure(out, ckpt_path):
+            if learner is not None:
+                learner.sync()
+                _assert_same_logits(ctx, learner)
+            result = trainer.run()
+            if learner is not None:
+                _assert_same_logits(ctx, learner)
+        summary = {"checkpoint": str(ckpt_path), "metrics": str(metrics_path), "complete": True,
+                   "val_accuracy": result["val_accuracy"], "epochs": result["epochs"], "steps": result["steps"],
+                   "time_s": result["time_s"], "world_size": ctx.world_size, "rank": ctx.rank, "resumed": previous is not None}
+        if learner is not None:
+            summary["groups"] = learner.groups
+        return summary
+    finally:
+        shutdown(ctx)
+
+
+def _assert_same_logits(ctx: Any, learner: Any) -> None:
+    import hashlib
+
+    from dsp_deploy.errors import TrainingError
+
+    digest = hashlib.sha256(b"".join(t.numpy().tobytes() for t in learner.logits_cpu().values())).hexdigest()
+    digests = ctx.gather_objects(digest)
+    if len(set(digests)) != 1:
+        raise TrainingError(f"group logits differ between ranks ({len(set(digests))} distinct values)")

@@ -1,0 +1,46 @@
+"""The demo pipeline at a smaller budget than `dsp-deploy demo`: DSP at 60% fewer FLOPs stays
+close to the dense model (the README documents the full-budget figures)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsp_deploy.checkpoint import load_checkpoint
+from dsp_deploy.training.demo import DEMO_STEPS, DemoOptions, DemoStep, format_demo_summary, run_demo
+
+
+@pytest.mark.slow
+def test_demo_small_budget(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def extra_step(state) -> None:  # later stages (export, bench) plug in like this
+        seen.append(state.files["fine-tuned checkpoint"])
+        state.results["extra"] = True
+
+    options = DemoOptions(out=str(tmp_path / "demo"), dense_epochs=6, group_epochs=1, finetune_epochs=2,
+                          progress=False)
+    summary = run_demo(options, DEMO_STEPS + [DemoStep("extra", "a plugged-in step", extra_step)])
+    res = summary["results"]
+    dense, dsp = res["dense"]["accuracy"], res["dsp"]["accuracy"]
+    assert dense > 30.0, f"the dense model did not learn ({dense:.1f}%; chance is 10%)"
+    assert dsp >= dense - 10.0, f"DSP {dsp:.1f}% vs dense {dense:.1f}%"
+    assert abs(res["dsp"]["dsp_flops_reduction_pct"] - 60.0) <= 0.5
+    assert [s["name"] for s in summary["steps"]] == ["dense", "group-learning", "prune", "finetune", "evaluate",
+                                                     "extra"]
+    assert seen == [str(tmp_path / "demo" / "finetuned.pt")] and res["extra"]
+    for path in summary["files"].values():
+        assert Path(path).is_file()
+    assert load_checkpoint(tmp_path / "demo" / "pruned.pt").structure.max_groups == 4
+    text = format_demo_summary(summary)
+    assert "accuracy (val)" in text and "-60.0%" in text and "finetuned.pt" in text
+
+
+def test_demo_rejects_bad_options(tmp_path: Path) -> None:
+    from dsp_deploy.errors import UsageError
+
+    with pytest.raises(UsageError, match="between 0 and 1"):
+        run_demo(DemoOptions(out=str(tmp_path), flops_reduction=60))
+    with pytest.raises(UsageError, match="dense-epochs"):
+        run_demo(DemoOptions(out=str(tmp_path), dense_epochs=0))
+    assert list(tmp_path.iterdir()) == []
