@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsp_deploy.compare.demo_steps import step_export_and_compare
+
 log = logging.getLogger(__name__)
 
 
@@ -145,6 +147,8 @@ DEMO_STEPS: list[DemoStep] = [
     DemoStep("prune", "group channel pruning to the FLOPs target", step_prune),
     DemoStep("finetune", "fine-tune with the structure enforced", step_finetune),
     DemoStep("evaluate", "reload and evaluate the dense and pruned checkpoints", step_evaluate),
+    DemoStep("export+bench", "export to ONNX and time dense vs DSP vs channel pruning at matched FLOPs",
+             step_export_and_compare),
 ]
 
 _OUTPUTS = ("dense", "dsp", "pruned.pt", "finetuned.pt", "finetuned.metrics.jsonl", "finetuned.resume.pt")
@@ -194,5 +198,8 @@ def format_demo_summary(summary: dict[str, Any]) -> str:
                   f"  (-{p['flops_reduction_pct']:.1f}%)",
                   f"  {'parameters':<28}{d['params'] / 1e3:>11.1f}K{p['params'] / 1e3:>13.1f}K"
                   f"  (-{p['params_reduction_pct']:.1f}%)"]
+    if res.get("headline"):
+        lines += ["", "  latency (ONNX Runtime CPU, speedup vs dense at batch 1/32):"]
+        lines += [f"    {line}" for line in res["headline"]]
     lines += ["", "  files:"] + [f"    {k:<26} {v}" for k, v in summary["files"].items()]
     return "\n".join(lines)

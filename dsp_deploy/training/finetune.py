@@ -92,7 +92,7 @@ def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
         before = previous.metadata.get("val_accuracy_before") if previous else None
         if before is None:
             before = evaluate(model, loaders.val, ctx)["accuracy"]
-        metrics = MetricsLog(metrics_path, enabled=ctx.is_main)
+        metrics = MetricsLog(metrics_path, enabled=ctx.is_main, fresh=previous is None)
         loop_cfg = LoopConfig(settings["epochs"], settings["lr"], settings["momentum"], settings["weight_decay"],
                               settings.get("iterations"), settings.get("warmup_epochs", 0.0), opts.checkpoint_every,
                               progress=opts.progress,

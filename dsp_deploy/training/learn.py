@@ -96,6 +96,12 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
         previous = load_checkpoint(ckpt_path)
         if previous.model != model_name:
             raise ModelError(f"--resume: {ckpt_path} is a {previous.model} run, not {model_name}")
+        if previous.extra.get("stage") != stage:
+            raise UsageError(f"--resume: {ckpt_path} is a '{previous.extra.get('stage')}' run, not '{stage}' "
+                             "(--dense must match the interrupted run)")
+        if not opts.dense and previous.extra.get("groups") != settings["groups"]:
+            raise UsageError(f"--resume: {ckpt_path} learns {previous.extra.get('groups')} groups, not "
+                             f"{settings['groups']}")
         if previous.extra.get("complete"):
             log.info("%s is already complete; nothing to resume", ckpt_path)
             return {"checkpoint": str(ckpt_path), "metrics": str(metrics_path), "complete": True,
@@ -128,7 +134,7 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
             learner = GroupLearner(topo, settings["groups"], tau=settings["tau"], lam=settings["lambda"],
                                    total_steps=steps, lr=settings["group_lr"], betas=tuple(settings["group_betas"]),
                                    lookahead=settings["lookahead"], seed=opts.seed, dist=ctx, device=ctx.device)
-        metrics = MetricsLog(metrics_path, enabled=ctx.is_main)
+        metrics = MetricsLog(metrics_path, enabled=ctx.is_main, fresh=previous is None)
         structure = dense_structure(topo, {"method": "dense" if opts.dense else "group-learning"})
         meta = provenance(stage=stage, data=opts.data, dataset=info.to_dict(), settings=settings,
                           seed=opts.seed, world_size=ctx.world_size, init=opts.init)
@@ -156,7 +162,8 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
                 _assert_same_logits(ctx, learner)
         summary = {"checkpoint": str(ckpt_path), "metrics": str(metrics_path), "complete": True,
                    "val_accuracy": result["val_accuracy"], "epochs": result["epochs"], "steps": result["steps"],
-                   "time_s": result["time_s"], "world_size": ctx.world_size, "rank": ctx.rank, "resumed": previous is not None}
+                   "time_s": result["time_s"], "world_size": ctx.world_size, "rank": ctx.rank,
+                   "resumed": previous is not None}
         if learner is not None:
             summary["groups"] = learner.groups
         return summary

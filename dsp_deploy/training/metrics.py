@@ -16,8 +16,9 @@ from typing import Any
 class MetricsLog:
     """Buffered JSONL writer; ``path`` None (or a non-main rank) makes it a no-op."""
 
-    def __init__(self, path: str | os.PathLike[str] | None, *, enabled: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None, *, enabled: bool = True, fresh: bool = True) -> None:
         self.path = Path(path) if path is not None and enabled else None
+        self._mode = "w" if fresh else "a"  # a fresh run replaces an old file at its first flush
         self._pending: list[str] = []
         self.records: list[dict[str, Any]] = []  # everything logged by this process (for summaries)
 
@@ -32,11 +33,12 @@ class MetricsLog:
         if self.path is None or not self._pending:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as handle:
+        with open(self.path, self._mode, encoding="utf-8") as handle:
             handle.write("\n".join(self._pending) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         self._pending.clear()
+        self._mode = "a"
 
     def discard(self) -> None:
         """Drop lines logged since the last flush (the run is rolled back to its checkpoint)."""

@@ -5,7 +5,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -62,6 +62,17 @@ def cli_spawn() -> Callable[..., subprocess.Popen]:
 def info() -> Callable[[Path, Path], dict]:
     """`dsp-deploy info PATH --json` as a dict."""
     return info_json
+
+
+@pytest.fixture
+def training_threads() -> Iterator[None]:
+    """Real training in the test process: use both cores (tests/conftest.py pins torch to one)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

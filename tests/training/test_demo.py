@@ -11,7 +11,7 @@ from dsp_deploy.training.demo import DEMO_STEPS, DemoOptions, DemoStep, format_d
 
 
 @pytest.mark.slow
-def test_demo_small_budget(tmp_path: Path) -> None:
+def test_demo_small_budget(tmp_path: Path, training_threads: None) -> None:
     seen: list[str] = []
 
     def extra_step(state) -> None:  # later stages (export, bench) plug in like this
