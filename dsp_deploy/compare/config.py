@@ -104,8 +104,8 @@ class CompareConfig:
                        flops_reductions=tuple(dict.fromkeys(self.flops_reductions)))
 
 
-def parse_floats(spec: str | Sequence[float] | None, what: str) -> tuple[float, ...]:
-    """``"0.5,0.7"`` -> (0.5, 0.7); UsageError naming ``what`` otherwise."""
+def _parse_list(spec: str | Sequence[float] | None, what: str, kind: type, noun: str) -> tuple:
+    """``"0.5,0.7"`` -> values of ``kind``; UsageError naming ``what`` for an item that is not one."""
     if spec is None:
         return ()
     items = spec.split(",") if isinstance(spec, str) else list(spec)
@@ -114,26 +114,20 @@ def parse_floats(spec: str | Sequence[float] | None, what: str) -> tuple[float, 
         if isinstance(item, str) and not item.strip():
             continue
         try:
-            values.append(float(item))
+            values.append(kind(item))
         except (TypeError, ValueError):
-            raise UsageError(f"{what} '{item}' is not a number") from None
+            raise UsageError(f"{what} '{item}' is not {noun}") from None
     return tuple(values)
+
+
+def parse_floats(spec: str | Sequence[float] | None, what: str) -> tuple[float, ...]:
+    """``"0.5,0.7"`` -> (0.5, 0.7); UsageError naming ``what`` otherwise."""
+    return _parse_list(spec, what, float, "a number")
 
 
 def parse_ints(spec: str | Sequence[int] | None, what: str) -> tuple[int, ...]:
     """``"1,2"`` -> (1, 2); UsageError naming ``what`` otherwise."""
-    if spec is None:
-        return ()
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    values = []
-    for item in items:
-        if isinstance(item, str) and not item.strip():
-            continue
-        try:
-            values.append(int(item))
-        except (TypeError, ValueError):
-            raise UsageError(f"{what} '{item}' is not an integer") from None
-    return tuple(values)
+    return _parse_list(spec, what, int, "an integer")
 
 
 def parse_baselines(spec: str | Sequence[str] | None) -> tuple[str, ...]:

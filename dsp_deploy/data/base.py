@@ -62,3 +62,21 @@ class SeededDataset(Dataset):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.info.name!r}, {len(self)} samples, "
                 f"{self.info.num_classes} classes, augment={self.augment}, seed={self.seed})")
+
+
+class InMemoryDataset(SeededDataset):
+    """A SeededDataset over uint8 arrays held in memory: ``images`` (N, 3, H, W), ``labels`` (N,).
+    Subclasses set both in ``__init__`` and implement `raw`."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def label(self, index: int) -> int:
+        return int(self.labels[index])
+
+    @property
+    def targets(self) -> list[int]:
+        return self.labels.tolist()

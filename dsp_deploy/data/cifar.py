@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from dsp_deploy.data.base import SeededDataset
+from dsp_deploy.data.base import InMemoryDataset
 from dsp_deploy.data.info import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, DatasetInfo
 from dsp_deploy.data.transforms import cifar_train
 from dsp_deploy.errors import DataError
@@ -130,23 +130,13 @@ def load_cifar10(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(arrays), np.concatenate(labels)
 
 
-class CIFAR10Dataset(SeededDataset):
+class CIFAR10Dataset(InMemoryDataset):
     """CIFAR-10 split held in memory; train augmentation = random crop 32 (padding 4) + flip."""
 
     def __init__(self, path: str | Path, split: str, *, augment: bool, seed: int) -> None:
         info = DatasetInfo("cifar10", 10, 32, CIFAR10_MEAN, CIFAR10_STD, CIFAR10_CLASSES)
         super().__init__(info, augment=augment, seed=seed)
         self.images, self.labels = load_cifar10(path, split)
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def label(self, index: int) -> int:
-        return int(self.labels[index])
-
-    @property
-    def targets(self) -> list[int]:
-        return self.labels.tolist()
 
     def raw(self, index: int, rng: np.random.Generator | None) -> np.ndarray:
         chw = self.images[index]

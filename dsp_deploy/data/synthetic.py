@@ -27,7 +27,7 @@ import logging
 
 import numpy as np
 
-from dsp_deploy.data.base import SeededDataset
+from dsp_deploy.data.base import InMemoryDataset
 from dsp_deploy.data.info import SYNTHETIC_CLASSES, SYNTHETIC_INFO
 from dsp_deploy.data.transforms import cifar_train
 
@@ -118,7 +118,7 @@ def generate(num: int, seed: int, split: str = "train") -> tuple[np.ndarray, np.
     return images, labels
 
 
-class SyntheticDataset(SeededDataset):
+class SyntheticDataset(InMemoryDataset):
     """The synthetic split held in memory; train augmentation = random crop, padding 4."""
 
     def __init__(self, split: str = "train", *, size: int | None = None, augment: bool, seed: int) -> None:
@@ -127,16 +127,6 @@ class SyntheticDataset(SeededDataset):
         num = DEFAULT_SIZES.get(split, DEFAULT_SIZES["test"]) if size is None else int(size)
         self.images, self.labels = generate(num, self.seed, split)
         log.debug("generated %d synthetic %s images (seed %d)", num, split, self.seed)
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def label(self, index: int) -> int:
-        return int(self.labels[index])
-
-    @property
-    def targets(self) -> list[int]:
-        return self.labels.tolist()
 
     def raw(self, index: int, rng: np.random.Generator | None) -> np.ndarray:
         chw = self.images[index]
