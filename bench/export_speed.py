@@ -8,9 +8,9 @@ of repeated runs. Reproduces the figures of the export issue:
 - an ImageNet ResNet-50 with a G=2 structure at 70% FLOPs reduction (224x224, random
   weights, structure from the training stage's one-shot pruning, or from weight magnitudes
   if that is unavailable) vs dense ResNet-50 at batch 1 (target >= 2.5x; ideal 3.3x).
-  ``--channel-multiple 16`` (default) asks the pruner for hardware-aligned pruning (per-group
-  kept counts rounded to multiples of 16 inside the threshold search, same 70% whole-model
-  FLOPs reduction) when the pruner supports it; the report names the options used.
+  ``--channel-multiple 16`` (default) uses the pruner's hardware-aligned pruning (every group's
+  kept input and filter counts multiples of 16, same groups, same 70% whole-model FLOPs
+  reduction; ``dsp-deploy prune --channel-multiple 16``); 0 turns it off. The report names it.
 
     python bench/export_speed.py [--runs 50] [--channel-multiple 16] [--out bench/results/export_speed.md]
 """
@@ -55,13 +55,9 @@ def resnet50_checkpoint(seed: int = 0, channel_multiple: int = 0):  # noqa: ANN2
         from dsp_deploy.training.pruning import GroupChannelPruner
 
         assignments = one_shot_assignments(topo, state, 2)
-        how = "training one-shot pruning (balanced k-means groups, global threshold"
-        try:
-            pruner = GroupChannelPruner(topo, state, assignments, 2, channel_multiple=channel_multiple or None)
-            how += f", --channel-multiple {channel_multiple})" if channel_multiple > 1 else ")"
-        except TypeError:  # a pruner without hardware-aligned pruning
-            pruner = GroupChannelPruner(topo, state, assignments, 2)
-            how += "; this pruner has no --channel-multiple)" if channel_multiple > 1 else ")"
+        how = "training one-shot pruning (balanced k-means groups, global threshold" + (
+            f", hardware-aligned --channel-multiple {channel_multiple})" if channel_multiple > 1 else ")")
+        pruner = GroupChannelPruner(topo, state, assignments, 2, channel_multiple=channel_multiple or None)
         structure = pruner.search(0.70, "total").structure
     except ImportError:
         structure, how = magnitude_structure(topo, state, 0.70), "weight magnitudes (bench fallback)"

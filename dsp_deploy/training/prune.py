@@ -24,6 +24,7 @@ class PruneOptions:
     groups: int | None = None
     seed: int = 0
     progress: bool = True
+    channel_multiple: int | None = None  # hardware-aligned pruning: per-group counts multiples of N
 
 
 def _assignments(ckpt: Any, topo: Any, groups: int | None, seed: int, source: str) -> tuple[dict[str, Any], int, str]:
@@ -55,6 +56,8 @@ def prune_checkpoint(opts: PruneOptions) -> dict[str, Any]:
     common.check_fraction("--flops-reduction", opts.flops_reduction)
     if opts.groups is not None:
         common.check_positive("--groups", opts.groups, integer=True)
+    if opts.channel_multiple is not None:
+        common.check_positive("--channel-multiple", opts.channel_multiple, integer=True)
     if opts.flops_metric is not None and opts.flops_metric not in METRICS:
         raise UsageError(f"--flops-metric must be one of {', '.join(METRICS)}, not '{opts.flops_metric}'")
     from dsp_deploy.checkpoint import Checkpoint, build_model, load_checkpoint, provenance, save_checkpoint
@@ -78,7 +81,10 @@ def prune_checkpoint(opts: PruneOptions) -> dict[str, Any]:
     assignments, groups, grouping = _assignments(ckpt, topo, opts.groups, opts.seed, source)
     metadata = {"method": "dsp", "groups": groups, "grouping": grouping, "flops_metric": metric,
                 "target_flops_reduction_pct": round(100 * opts.flops_reduction, 4)}
-    pruner = GroupChannelPruner(topo, ckpt.state_dict, assignments, groups, metadata)
+    if opts.channel_multiple and opts.channel_multiple > 1:
+        metadata["channel_multiple"] = opts.channel_multiple
+    pruner = GroupChannelPruner(topo, ckpt.state_dict, assignments, groups, metadata,
+                                channel_multiple=opts.channel_multiple)
     result = pruner.search(opts.flops_reduction, metric, progress=opts.progress)
     apply_structure(model, result.structure, topo)
     costs = count_costs(result.structure, topo)
@@ -93,13 +99,13 @@ def prune_checkpoint(opts: PruneOptions) -> dict[str, Any]:
             "flops_metric": metric, "target_pct": result.target_pct, "reduction_pct": result.reduction_pct,
             "dsp_flops_reduction_pct": costs.dsp_flops_reduction_pct,
             "flops_reduction_pct": costs.flops_reduction_pct, "params_reduction_pct": costs.params_reduction_pct,
-            "beta": result.beta, "time_s": time.time() - started, "structure_sha256": fingerprint,
-            "world_size": ctx.world_size, "rank": ctx.rank,
+            "beta": result.beta, "channel_multiple": opts.channel_multiple, "time_s": time.time() - started,
+            "structure_sha256": fingerprint, "world_size": ctx.world_size, "rank": ctx.rank,
         }
         if ctx.is_main:
             meta = provenance(stage="prune", source=source, source_metadata=ckpt.metadata, **{
                 k: summary[k] for k in ("groups", "grouping", "flops_metric", "target_pct", "reduction_pct", "beta",
-                                        "structure_sha256")})
+                                        "channel_multiple", "structure_sha256")})
             extra = {"stage": "prune", "complete": True, "prune": {"beta": result.beta, "assignment": {
                 n: [int(a) for a in v] for n, v in assignments.items()}}}
             save_checkpoint(opts.out, Checkpoint(ckpt.model, model.state_dict(), result.structure, dict(ckpt.config),

@@ -11,6 +11,18 @@ Given each prunable conv's filter -> group assignment (learned or one-shot):
   filters read nothing), then the FLOPs reduction is measured on the structure IR.
 
 beta is found by bisection so that the reduction lands on the target.
+
+Hardware-aligned pruning (``channel_multiple=N``, CLI ``--channel-multiple N``, default off):
+inside the bisection (a) each group's kept-input count and (b) each group's kept-filter count of
+a block's last conv are rounded to the nearest multiple of N (at least N, at most all), keeping
+the most important ones; (c) after dead-channel removal each group of an inner conv gets a live
+filter count rounded to the nearest multiple of N, by reviving the dead filters of the group that
+the next conv rates highest (the next conv's group rating a filter highest reads it) or pruning
+the live ones it rates lowest (no longer read), and each group's read count is rounded the same
+way with its most / least important channels. Groups stay the learned/clustered ones (a
+group of at most N filters keeps its unrounded count); the threshold search still has to land
+on the FLOPs target (coarse N on a small model can leave a target between two steps: an error). With N = 16 the exported grouped
+convs have per-group widths that ONNX Runtime's NCHWc kernels take without padding.
 """
 from __future__ import annotations
 
@@ -23,7 +35,7 @@ import torch
 from dsp_deploy.errors import TrainingError
 from dsp_deploy.models.topology import ROLE_BLOCK_OUT, Topology
 from dsp_deploy.structure import PRUNED, ConvStructure, ModelStructure, count_costs, dense_structure, drop_dead_reads
-from dsp_deploy.structure.validate import validate_structure
+from dsp_deploy.structure.validate import live_channels, validate_structure
 from dsp_deploy.training.regularizer import prunable_convs
 
 log = logging.getLogger(__name__)
@@ -64,15 +76,93 @@ class _LayerPlan:
         self.channel_cum = _cumulative(group_imp)  # [G, C]
         self.filter_cum = _cumulative(sq.sum(dim=1)) if prune_filters else None  # [F]
 
-    def layer(self, base: ConvStructure, beta: float) -> ConvStructure:
+    def layer(self, base: ConvStructure, beta: float, multiple: int | None = None) -> ConvStructure:
         filters = self.assignment.clone()
         if self.filter_cum is not None:
-            filters[self.filter_cum < beta] = PRUNED
+            drop = self.filter_cum < beta
+            if multiple:
+                for g in range(self.groups):
+                    members = torch.nonzero(self.assignment == g).flatten()
+                    keep_f = _top(self.filter_cum[members], int((~drop[members]).sum()), multiple)
+                    drop[members] = True
+                    drop[members[keep_f]] = False
+            filters[drop] = PRUNED
         keep = self.channel_cum >= beta
+        if multiple:
+            keep = torch.stack([torch.zeros_like(keep[g]).index_fill_(0, _top(self.channel_cum[g], int(keep[g].sum()),
+                                                                              multiple), True)
+                                for g in range(self.groups)])
         has_filters = torch.zeros(self.groups, dtype=torch.bool)
         has_filters[filters[filters >= 0]] = True
         inputs = [torch.nonzero(keep[g]).flatten().tolist() if has_filters[g] else [] for g in range(self.groups)]
         return base.replace(filter_groups=filters.tolist(), group_inputs=inputs, groups=self.groups)
+
+
+def _top(cum: torch.Tensor, count: int, multiple: int) -> torch.Tensor:
+    """Indices of the ``count`` entries with the largest ``cum`` after rounding ``count`` to the
+    nearest multiple of ``multiple`` (at least one multiple, at most every entry)."""
+    n = cum.numel()
+    if n > multiple:
+        count = _nearest(max(count, 1), multiple, n)
+    return torch.argsort(cum, descending=True, stable=True)[:count]
+
+
+def _nearest(count: int, multiple: int, limit: int) -> int:
+    """``count`` rounded to the nearest multiple (at least one, at most ``limit``); 0 stays 0."""
+    return 0 if count == 0 else min(limit, max(multiple, int(round(count / multiple)) * multiple))
+
+
+def _align_filters(structure: ModelStructure, producer: _LayerPlan, consumer: _LayerPlan, inputs: list[set[int]],
+                   readers: list[int], multiple: int) -> ModelStructure:
+    """Round each group of ``producer`` to a multiple of live filters: revive the dead filters of
+    the group the consumer rates highest (read by the consumer group rating each highest), or
+    prune the live ones it rates lowest (no longer read; never emptying a consumer group)."""
+    layer = structure.layer(producer.name)
+    filters = list(layer.filter_groups)
+
+    def best(f: int) -> int:
+        return max(readers, key=lambda h: float(consumer.channel_cum[h, f]))
+
+    def score(f: int) -> float:
+        return float(consumer.channel_cum[best(f), f])
+
+    for g in range(layer.groups):
+        live = [f for f, fg in enumerate(filters) if fg == g]
+        members = torch.nonzero(producer.assignment == g).flatten().tolist()
+        want = _nearest(len(live), multiple, len(members))
+        if want > len(live):
+            for f in sorted((f for f in members if filters[f] == PRUNED), key=score, reverse=True)[:want - len(live)]:
+                filters[f] = g
+                inputs[best(f)].add(f)
+        elif want < len(live):
+            drop = len(live) - want
+            for f in sorted(live, key=score):
+                if drop and all(inputs[h] - {f} for h in readers):
+                    filters[f] = PRUNED
+                    for h in readers:
+                        inputs[h].discard(f)
+                    drop -= 1
+    if filters == list(layer.filter_groups):
+        return structure
+    return structure.with_layers({producer.name: layer.replace(filter_groups=filters, groups=layer.groups)})
+
+
+def _align_reads(cum: torch.Tensor, inputs: list[set[int]], h: int, readers: list[int], live: set[int],
+                 multiple: int, fed_by_conv: bool) -> None:
+    """Round group ``h``'s read count to the nearest multiple: add its most important unread live
+    channels, or drop its least important reads (when its source is a conv, only reads another
+    group shares, so no producer filter dies); rounds up when it cannot round down."""
+    chans = inputs[h]
+    want = _nearest(len(chans), multiple, len(live))
+    if want < len(chans):
+        shared = set().union(*(inputs[k] for k in readers if k != h))
+        removable = sorted((c for c in chans if not fed_by_conv or c in shared), key=lambda c: float(cum[c]))
+        if len(removable) >= len(chans) - want:
+            chans.difference_update(removable[:len(chans) - want])
+            return
+        want = min(len(live), -(-len(chans) // multiple) * multiple)
+    if want > len(chans):
+        chans.update(sorted(live - chans, key=lambda c: -float(cum[c]))[:want - len(chans)])
 
 
 def _clear_filterless_groups(structure: ModelStructure) -> ModelStructure:
@@ -88,9 +178,13 @@ class GroupChannelPruner:
     """Builds the pruned structure for any threshold beta and searches beta for a FLOPs target."""
 
     def __init__(self, topo: Topology, state_dict: Mapping[str, torch.Tensor],
-                 assignments: Mapping[str, torch.Tensor], groups: int, metadata: Mapping[str, object] | None = None):
+                 assignments: Mapping[str, torch.Tensor], groups: int, metadata: Mapping[str, object] | None = None,
+                 *, channel_multiple: int | None = None):
+        if channel_multiple is not None and channel_multiple < 1:
+            raise TrainingError(f"channel_multiple must be a positive integer, got {channel_multiple}")
         self.topo = topo
         self.groups = groups
+        self.channel_multiple = channel_multiple if channel_multiple and channel_multiple > 1 else None
         self.base = dense_structure(topo, metadata)
         self.plans = []
         for spec in prunable_convs(topo):
@@ -105,10 +199,41 @@ class GroupChannelPruner:
 
     def structure(self, beta: float) -> ModelStructure:
         """The validated pruned structure at threshold ``beta`` (0 = nothing pruned)."""
-        updates = {p.name: p.layer(self.base.layer(p.name), beta) for p in self.plans}
+        updates = {p.name: p.layer(self.base.layer(p.name), beta, self.channel_multiple) for p in self.plans}
         structure = drop_dead_reads(self.base.with_layers(updates), self.topo)
+        if self.channel_multiple:
+            structure = self._align(structure, self.channel_multiple)
         structure = _clear_filterless_groups(structure)
         validate_structure(structure, self.topo)
+        return structure
+
+    def _align(self, structure: ModelStructure, multiple: int) -> ModelStructure:
+        """Step (c) of hardware-aligned pruning, in topological order: a conv's producer's per-group
+        live filter counts are rounded first (which changes what the conv reads), then the conv's
+        per-group read counts. Only adds reads of live channels, adds filters it then reads, and
+        prunes filters it stops reading: the structure stays valid."""
+        plans = {p.name: p for p in self.plans}
+        for spec in self.topo.convs:
+            plan = plans.get(spec.name)
+            if plan is None:
+                continue
+            layer = structure.layer(spec.name)
+            inputs = [set(chans) for chans in layer.group_inputs]
+            readers = [h for h in range(layer.groups) if layer.group_filters(h)]
+            if not readers:
+                continue
+            producer = plans.get(spec.reads)
+            if producer is not None:
+                structure = _align_filters(structure, producer, plan, inputs, readers, multiple)
+            live = live_channels(structure, self.topo, spec.reads)
+            fed_by_conv = not (spec.reads == "input" or spec.reads.startswith("stream:"))
+            for h in readers:
+                _align_reads(plan.channel_cum[h], inputs, h, readers, live, multiple, fed_by_conv)
+            layer = structure.layer(spec.name)
+            updated = [tuple(sorted(chans)) for chans in inputs]
+            if updated != list(layer.group_inputs):
+                structure = structure.with_layers({spec.name: layer.replace(group_inputs=updated,
+                                                                            groups=layer.groups)})
         return structure
 
     def reduction(self, beta: float, metric: str) -> tuple[float, ModelStructure]:
