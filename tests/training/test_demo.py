@@ -27,13 +27,16 @@ def test_demo_small_budget(tmp_path: Path, training_threads: None) -> None:
     assert dsp >= dense - 10.0, f"DSP {dsp:.1f}% vs dense {dense:.1f}%"
     assert abs(res["dsp"]["dsp_flops_reduction_pct"] - 60.0) <= 0.5
     assert [s["name"] for s in summary["steps"]] == ["dense", "group-learning", "prune", "finetune", "evaluate",
-                                                     "extra"]
+                                                     "export+bench", "extra"]
     assert seen == [str(tmp_path / "demo" / "finetuned.pt")] and res["extra"]
     for path in summary["files"].values():
-        assert Path(path).is_file()
+        assert Path(path).exists()
+    assert any(Path(summary["files"]["ONNX models"]).glob("dsp*.onnx"))
+    assert res["headline"] and "speedup vs dense" in res["headline"][0]
     assert load_checkpoint(tmp_path / "demo" / "pruned.pt").structure.max_groups == 4
     text = format_demo_summary(summary)
     assert "accuracy (val)" in text and "-60.0%" in text and "finetuned.pt" in text
+    assert "latency (ONNX Runtime CPU" in text
 
 
 def test_demo_rejects_bad_options(tmp_path: Path) -> None:
