@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint, out=args.out, flops_reduction=target,
         flops_metric=args.flops_metric or recipe["flops_metric"],
         groups=args.groups if args.groups is not None else recipe["groups"], seed=args.seed,
-        progress=not args.no_progress, channel_multiple=args.channel_multiple))
+        progress=not args.no_progress, channel_multiple=args.channel_multiple if args.channel_multiple is not None else recipe["channel_multiple"]))
     if summary.get("rank", 0) != 0:
         return 0
     if args.json:

@@ -25,12 +25,13 @@ DEFAULTS: dict[str, Any] = {
         "epochs": 120, "iterations": None, "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-3, "warmup_epochs": 0.0,
         "groups": 4, "tau": 1.0, "lambda": 2e-3, "group_lr": 1e-3, "group_betas": [0.9, 0.999], "lookahead": True,
     },
-    "prune": {"flops_reduction": None, "flops_metric": None, "groups": None},
+    "prune": {"flops_reduction": None, "flops_metric": None, "groups": None, "channel_multiple": None},
     "finetune": {"epochs": 400, "iterations": None, "lr": 0.015, "momentum": 0.9, "weight_decay": 1e-3,
                  "warmup_epochs": 0.0},
 }
 _NULLABLE = {("model",), ("pretrain", "iterations"), ("train", "iterations"), ("finetune", "iterations"),
-             ("prune", "flops_reduction"), ("prune", "flops_metric"), ("prune", "groups")}
+             ("prune", "flops_reduction"), ("prune", "flops_metric"), ("prune", "groups"),
+             ("prune", "channel_multiple")}
 
 
 def _check(where: str, key_path: tuple[str, ...], value: Any, default: Any) -> None:
