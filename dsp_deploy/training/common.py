@@ -1,6 +1,8 @@
 """Helpers shared by the stages: option checks, seeding, structure fingerprints, clean-up."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import contextlib
 import hashlib
 import logging
@@ -76,3 +78,19 @@ def resolve_checkpoint_arg(path: str) -> str:
     if os.path.isdir(path):
         return os.path.join(path, "checkpoint.pt")
     return path
+
+
+@dataclass(kw_only=True)
+class RunSettings:
+    """Settings shared by the training loops (`train` and `finetune`): recipe, command-line
+    overrides of the stage and data sections, seed, device, resume and progress behaviour."""
+
+    recipe: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)  # stage settings from the command line
+    data_overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+    checkpoint_every: int = 0
+    progress: bool = True
+    eval_each_epoch: bool = True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +20,10 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class FinetuneOptions:
+class FinetuneOptions(common.RunSettings):
     checkpoint: str
     data: str
     out: str
-    recipe: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    data_overrides: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    device: str = "auto"
-    resume: bool = False
-    checkpoint_every: int = 0
-    progress: bool = True
-    eval_each_epoch: bool = True
 
 
 def side_files(out: str) -> tuple[Path, Path]:

@@ -8,7 +8,7 @@ stays dense: the logits only matter when `prune` turns them into groups.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +23,12 @@ METRICS_NAME = "metrics.jsonl"
 
 
 @dataclass
-class TrainOptions:
+class TrainOptions(common.RunSettings):
     data: str
     out: str
     model: str | None = None
     dense: bool = False
     init: str | None = None
-    recipe: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)  # stage settings from the command line
-    data_overrides: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    device: str = "auto"
-    resume: bool = False
-    checkpoint_every: int = 0
-    progress: bool = True
-    eval_each_epoch: bool = True
 
 
 def _check_settings(settings: dict[str, Any], dense: bool) -> None:
