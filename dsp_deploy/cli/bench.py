@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dsp_deploy.bench.variants import Variant
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,10 @@ def add_parser(subparsers: Any) -> None:
                         help="variant name (or path) to compute speedups against")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     parser.add_argument("--json", default=None, metavar="OUT", help="write result rows to this JSON file")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also profile each ONNX model in ONNX Runtime CPU at the first batch size and "
+                        "print where its time goes (fixed convs, block convs, data movement, residual adds); "
+                        "1 thread unless --threads")
     parser.set_defaults(handler=run)
 
 
@@ -66,7 +73,24 @@ def run(args: argparse.Namespace) -> int:
     )
     print(describe_machine(rows))
     print(format_table(rows, baseline=baseline))
+    if args.breakdown:
+        print(_breakdown(variants, args, baseline))
     if args.json:
         write_json(rows, args.json)
         log.info("wrote %d rows to %s", len(rows), args.json)
     return 0
+
+
+def _breakdown(variants: list[Variant], args: argparse.Namespace, baseline: str | None) -> str:
+    """The ORT-profiler category table of the ONNX variants (see dsp_deploy.bench.breakdown)."""
+    from dsp_deploy.bench.breakdown import breakdown_onnx_files, format_breakdown
+    from dsp_deploy.bench.variants import parse_batches, parse_input_shape
+
+    onnx_files = {v.name: v.path for v in variants if v.kind == "onnx"}
+    if not onnx_files:
+        return "breakdown: no ONNX model among the inputs (it profiles ONNX files in ONNX Runtime CPU)"
+    batch = parse_batches(args.batch)[0]
+    columns = breakdown_onnx_files(onnx_files, batch, input_shape=parse_input_shape(args.input_shape),
+                                   threads=args.threads or 1, seed=args.seed)
+    title = f"where the time goes (ONNX Runtime CPU profiler, batch {batch}, median kernel ms per node, summed)"
+    return title + "\n" + format_breakdown(columns, baseline=baseline if baseline in columns else None)
