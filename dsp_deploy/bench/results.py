@@ -14,6 +14,7 @@ from typing import Any
 
 from dsp_deploy.errors import BenchError
 from dsp_deploy.utils.atomic import write_text_atomic
+from dsp_deploy.utils.jsonfile import read_json_object
 
 JSON_FORMAT = "dsp-deploy-bench"
 JSON_VERSION = 1
@@ -79,15 +80,9 @@ def write_json(rows: Sequence[ResultRow], path: str | Path) -> None:
 
 def read_json(path: str | Path) -> list[ResultRow]:
     """Rows of a file written by ``write_json``; one-line BenchError if it is not one."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BenchError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"{path}: not a JSON file: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT or not isinstance(doc.get("rows"), list):
-        raise BenchError(f"{path}: not a dsp-deploy bench result file")
+    doc = read_json_object(path, BenchError, "dsp-deploy bench result file", format_name=JSON_FORMAT)
+    if not isinstance(doc.get("rows"), list):
+        raise BenchError(f"{path}: not a dsp-deploy bench result file (no 'rows' list)")
     return [ResultRow.from_dict(r) for r in doc["rows"]]
 
 

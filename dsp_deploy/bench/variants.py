@@ -7,7 +7,6 @@ protobuf header; nothing heavy is imported until a runner activates.
 """
 from __future__ import annotations
 
-import json
 import logging
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dsp_deploy.errors import BenchError, UsageError
+from dsp_deploy.utils.jsonfile import read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -141,13 +141,7 @@ def load_manifest(engine: Path) -> dict[str, Any]:
     manifest = find_manifest(engine)
     if manifest is None:
         raise BenchError(f"{engine}: no manifest {engine.name}.json beside the engine")
-    try:
-        data = json.loads(manifest.read_text())
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"{manifest}: unreadable engine manifest: {exc}") from None
-    if not isinstance(data, dict):
-        raise BenchError(f"{manifest}: engine manifest is not a JSON object")
-    return data
+    return read_json_object(manifest, BenchError, "engine manifest")
 
 
 def load_variant(path: str | Path, name: str | None = None) -> Variant:

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from dsp_deploy.training.cli_args import add_loop_options, add_run_options, data_overrides, format_table, loop_overrides
+from dsp_deploy.training.cli_args import add_loop_options, add_run_options, data_overrides, loop_overrides, report_summary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,15 +27,9 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint, data=args.data, out=args.out, recipe=args.recipe,
         overrides=loop_overrides(args), data_overrides=data_overrides(args), seed=args.seed, device=args.device,
         resume=args.resume, checkpoint_every=args.checkpoint_every, progress=not args.no_progress))
-    if summary.get("rank", 0) != 0:
-        return 0
-    if args.json:
-        print(json.dumps(summary, indent=1))
-    else:
-        print(format_table([
-            ("checkpoint", summary["checkpoint"]),
-            ("metrics", summary["metrics"]),
-            ("val accuracy", f"{summary['val_accuracy_before']:.2f}% -> {summary['val_accuracy']:.2f}%"),
-            ("processes", str(summary["world_size"])),
-        ]))
-    return 0
+    return report_summary(summary, args.json, lambda s: [
+        ("checkpoint", s["checkpoint"]),
+        ("metrics", s["metrics"]),
+        ("val accuracy", f"{s['val_accuracy_before']:.2f}% -> {s['val_accuracy']:.2f}%"),
+        ("processes", str(s["world_size"])),
+    ])

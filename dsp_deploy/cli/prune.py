@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from dsp_deploy.training.cli_args import format_table
+from dsp_deploy.training.cli_args import report_summary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,18 +47,11 @@ def run(args: argparse.Namespace) -> int:
         flops_metric=args.flops_metric or recipe["flops_metric"],
         groups=args.groups if args.groups is not None else recipe["groups"], seed=args.seed,
         progress=not args.no_progress, channel_multiple=args.channel_multiple if args.channel_multiple is not None else recipe["channel_multiple"]))
-    if summary.get("rank", 0) != 0:
-        return 0
-    if args.json:
-        print(json.dumps(summary, indent=1))
-    else:
-        print(format_table([
-            ("checkpoint", summary["checkpoint"]),
-            ("groups", f"{summary['groups']} ({summary['grouping']})"),
-            (f"FLOPs reduction ({summary['flops_metric']})",
-             f"{summary['reduction_pct']:.2f}% (target {summary['target_pct']:.1f}%)"),
-            ("FLOPs reduction (whole model)", f"{summary['flops_reduction_pct']:.2f}%"),
-            ("params reduction", f"{summary['params_reduction_pct']:.2f}%"),
-            ("time", f"{summary['time_s']:.1f} s"),
-        ]))
-    return 0
+    return report_summary(summary, args.json, lambda s: [
+        ("checkpoint", s["checkpoint"]),
+        ("groups", f"{s['groups']} ({s['grouping']})"),
+        (f"FLOPs reduction ({s['flops_metric']})", f"{s['reduction_pct']:.2f}% (target {s['target_pct']:.1f}%)"),
+        ("FLOPs reduction (whole model)", f"{s['flops_reduction_pct']:.2f}%"),
+        ("params reduction", f"{s['params_reduction_pct']:.2f}%"),
+        ("time", f"{s['time_s']:.1f} s"),
+    ])

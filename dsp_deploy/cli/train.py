@@ -6,9 +6,8 @@ Writes the run folder OUT: OUT/checkpoint.pt (every epoch; complete when the run
 from __future__ import annotations
 
 import argparse
-import json
 
-from dsp_deploy.training.cli_args import add_loop_options, add_run_options, data_overrides, format_table, loop_overrides
+from dsp_deploy.training.cli_args import add_loop_options, add_run_options, data_overrides, loop_overrides, report_summary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -47,15 +46,9 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, model=args.model, dense=args.dense, init=args.init, recipe=args.recipe,
         overrides=overrides, data_overrides=data_overrides(args), seed=args.seed, device=args.device,
         resume=args.resume, checkpoint_every=args.checkpoint_every, progress=not args.no_progress))
-    if summary.get("rank", 0) == 0:
-        if args.json:
-            print(json.dumps(summary, indent=1))
-        else:
-            acc = summary.get("val_accuracy")
-            print(format_table([
-                ("checkpoint", summary["checkpoint"]),
-                ("metrics", summary["metrics"]),
-                ("val accuracy", f"{acc:.2f}%" if isinstance(acc, float) else "n/a"),
-                ("groups", str(summary.get("groups", "dense"))),
-            ]))
-    return 0
+    return report_summary(summary, args.json, lambda s: [
+        ("checkpoint", s["checkpoint"]),
+        ("metrics", s["metrics"]),
+        ("val accuracy", f"{s['val_accuracy']:.2f}%" if isinstance(s.get("val_accuracy"), float) else "n/a"),
+        ("groups", str(s.get("groups", "dense"))),
+    ])

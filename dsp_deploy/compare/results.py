@@ -17,6 +17,7 @@ from typing import Any
 
 from dsp_deploy.errors import BenchError
 from dsp_deploy.utils.atomic import write_text_atomic
+from dsp_deploy.utils.jsonfile import read_json_object
 
 JSON_FORMAT = "dsp-deploy-compare"
 JSON_VERSION = 1
@@ -169,14 +170,7 @@ def read_results(path: str | Path) -> CompareResult:
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BenchError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"{path}: not a JSON file: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
-        raise BenchError(f"{path}: not a dsp-deploy compare results file")
+    doc = read_json_object(path, BenchError, "dsp-deploy compare results file", format_name=JSON_FORMAT)
     return CompareResult.from_dict(doc)
 
 

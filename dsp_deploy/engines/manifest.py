@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dsp_deploy.errors import EngineBuildError
+from dsp_deploy.utils.jsonfile import read_json_object
 
 MANIFEST_FORMAT = "dsp-deploy-engine-manifest"
 MANIFEST_VERSION = 1
@@ -79,10 +80,4 @@ class EngineManifest:
         path = Path(path)
         if path.suffix != ".json":
             path = manifest_path_for(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise EngineBuildError(f"engine manifest not found: {path}") from None
-        except (OSError, ValueError) as exc:
-            raise EngineBuildError(f"cannot read engine manifest {path}: {exc}") from None
-        return cls.from_dict(data, where=str(path))
+        return cls.from_dict(read_json_object(path, EngineBuildError, "engine manifest"), where=str(path))

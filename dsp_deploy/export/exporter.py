@@ -3,7 +3,6 @@ parity against the PyTorch model in ONNX Runtime at two batch sizes) before anyt
 written; the ONNX file and its plan JSON are then written atomically."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from dsp_deploy.checkpoint import Checkpoint
 from dsp_deploy.errors import ExportError, UsageError
 from dsp_deploy.export.plan import Plan, check_mode
 from dsp_deploy.utils.atomic import atomic_path, write_text_atomic
+from dsp_deploy.utils.jsonfile import read_json_object
 
 if TYPE_CHECKING:
     from dsp_deploy.export.graph import Graph
@@ -190,5 +190,9 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
-    """Read a plan JSON written by export_onnx."""
-    return Plan.from_dict(json.loads(Path(path).read_text()))
+    """Read a plan JSON written by export_onnx (ExportError naming the file if it is not one)."""
+    data = read_json_object(path, ExportError, "lowering plan", format_name="dsp-deploy/lowering-plan")
+    try:
+        return Plan.from_dict(data)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ExportError(f"{os.fspath(path)}: malformed lowering plan ({type(exc).__name__}: {exc})") from None

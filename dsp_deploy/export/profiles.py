@@ -1,13 +1,13 @@
 """Export profiles: JSON presets (the repository's ``export/`` folder) for the export options."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from dsp_deploy.errors import UsageError
 from dsp_deploy.export.plan import MODES
+from dsp_deploy.utils.jsonfile import read_json_object
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "export"
 KEYS = {"lowering": str, "fp16": bool, "opset": int, "plan_batches": list, "description": str}
@@ -24,12 +24,7 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
         path = PROFILE_DIR / f"{name_or_path}.json"
     if not path.is_file():
         raise UsageError(f"unknown export profile '{name_or_path}' (available: {', '.join(list_profiles()) or 'none'})")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"export profile {os.fspath(path)} is not readable JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"export profile {os.fspath(path)} must be a JSON object")
+    data = read_json_object(path, UsageError, "export profile")
     for key, value in data.items():
         if key not in KEYS or not isinstance(value, KEYS[key]):
             raise UsageError(f"export profile {os.fspath(path)}: bad entry '{key}' (allowed: {', '.join(KEYS)})")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -44,3 +46,13 @@ def format_table(rows: list[tuple[str, str]]) -> str:
     """Two aligned columns."""
     width = max((len(k) for k, _ in rows), default=0)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def report_summary(summary: Mapping[str, Any], as_json: bool,
+                   rows: Callable[[Mapping[str, Any]], list[tuple[str, str]]]) -> int:
+    """Print a stage's summary on rank 0 only (torchrun starts one process per device): as JSON
+    with ``--json``, else as the two-column table ``rows`` makes of it. Returns exit code 0."""
+    if summary.get("rank", 0) != 0:
+        return 0
+    print(json.dumps(summary, indent=1) if as_json else format_table(rows(summary)))
+    return 0
