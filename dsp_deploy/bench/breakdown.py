@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dsp_deploy.errors import BenchError
+from dsp_deploy.utils.ort_options import benchmark_session_options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,13 +73,7 @@ def profile_nodes(model_bytes: bytes, feed: Mapping[str, np.ndarray], *, runs: i
 
     if runs < 1:
         raise BenchError(f"profiling needs at least one run, got {runs}")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options = benchmark_session_options(threads)
     with tempfile.TemporaryDirectory(prefix="dsp-profile-") as folder:
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(folder, "ort")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dsp_deploy.bench.runner import BackendUnavailable, InputSpec, Runner
 from dsp_deploy.errors import BenchError
+from dsp_deploy.utils.ort_options import benchmark_session_options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,16 +56,7 @@ class OrtRunner(Runner):
             raise BackendUnavailable(
                 "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu and a CUDA driver)"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # Interleaved timing: idle intra-op workers of the session that just ran would keep
-        # spinning and steal the cores the next session needs (measured: 11 ms vs 3.3 ms median
-        # for ResNet-20 batch 8 at 2 threads on 2 cores). With one thread there are no workers.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options = benchmark_session_options(self.threads)
         providers = ["CUDAExecutionProvider"] if self.cuda else ["CPUExecutionProvider"]
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)

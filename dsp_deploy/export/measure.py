@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dsp_deploy.utils.atomic import write_text_atomic
+from dsp_deploy.utils.ort_options import benchmark_session_options
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,7 @@ def ort_session(model_bytes: bytes, threads: int = 1) -> Any:
     """An ONNX Runtime CPU session with the benchmark settings."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model_bytes, benchmark_session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def time_interleaved(sessions: Mapping[str, Any], feed: np.ndarray, *, runs: int, warmup: int = 2) -> dict[str, list[float]]:
