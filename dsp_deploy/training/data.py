@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,3 +44,10 @@ def build_loaders(spec: str, ctx: DistContext, *, batch_size: int, eval_batch_si
     val = build_loader(val_set, eval_batch_size, shuffle=False, workers=workers, distributed=ctx.distributed,
                        seed=seed, drop_last=False)
     return Loaders(train_set.info, train, val)
+
+
+def loaders_from_settings(spec: str, ctx: DistContext, data_settings: Mapping[str, Any], seed: int) -> Loaders:
+    """``build_loaders`` with a recipe's data settings (batch_size, eval_batch_size, workers, augment)."""
+    return build_loaders(spec, ctx, batch_size=data_settings["batch_size"], workers=data_settings["workers"],
+                         eval_batch_size=data_settings["eval_batch_size"], seed=seed,
+                         augment=data_settings["augment"])

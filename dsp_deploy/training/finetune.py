@@ -37,7 +37,7 @@ def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
     """Fine-tune; returns a summary (accuracy before/after, files, structure fingerprint per rank)."""
     from dsp_deploy.checkpoint import Checkpoint, build_model, load_checkpoint, provenance, save_checkpoint
     from dsp_deploy.structure.validate import topology_for
-    from dsp_deploy.training.data import build_loaders, check_data
+    from dsp_deploy.training.data import check_data, loaders_from_settings
     from dsp_deploy.training.distributed import init_distributed, shutdown
     from dsp_deploy.training.loop import LoopConfig, Trainer, evaluate
     from dsp_deploy.training.masking import MaskHook, StructureMasks
@@ -74,9 +74,7 @@ def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
     ctx = init_distributed(opts.device)
     try:
         common.seed_everything(opts.seed)
-        loaders = build_loaders(opts.data, ctx, batch_size=data_cfg["batch_size"], workers=data_cfg["workers"],
-                                eval_batch_size=data_cfg["eval_batch_size"], seed=opts.seed,
-                                augment=data_cfg["augment"])
+        loaders = loaders_from_settings(opts.data, ctx, data_cfg, opts.seed)
         model.to(ctx.device)
         masks = StructureMasks(model, ckpt.structure, topo)
         masks.apply()

@@ -61,7 +61,7 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
     from dsp_deploy.checkpoint import Checkpoint, load_checkpoint, provenance, save_checkpoint
     from dsp_deploy.models import create, get_config, topology
     from dsp_deploy.structure import dense_structure
-    from dsp_deploy.training.data import build_loaders, check_data
+    from dsp_deploy.training.data import check_data, loaders_from_settings
     from dsp_deploy.training.distributed import init_distributed, shutdown
     from dsp_deploy.training.loop import LoopConfig, Trainer
     from dsp_deploy.training.metrics import MetricsLog
@@ -105,9 +105,7 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
     ctx = init_distributed(opts.device)
     try:
         common.seed_everything(opts.seed)
-        loaders = build_loaders(opts.data, ctx, batch_size=data_cfg["batch_size"], workers=data_cfg["workers"],
-                                eval_batch_size=data_cfg["eval_batch_size"], seed=opts.seed,
-                                augment=data_cfg["augment"])
+        loaders = loaders_from_settings(opts.data, ctx, data_cfg, opts.seed)
         topo = topology(model_name, info.num_classes)
         model = create(model_name, num_classes=info.num_classes)
         source = previous.state_dict if previous is not None else init_state
