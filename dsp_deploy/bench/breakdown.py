@@ -25,13 +25,9 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dsp_deploy.errors import BenchError
 from dsp_deploy.utils.ort_options import benchmark_session_options
-
-if TYPE_CHECKING:
-    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +61,12 @@ def category_of(node: NodeTime) -> str:
     return "other"
 
 
-def profile_nodes(model_bytes: bytes, feed: Mapping[str, np.ndarray], *, runs: int = 20, threads: int = 1,
-                  ) -> list[NodeTime]:
-    """Per executed node, the median kernel time in ms over ``runs`` profiled runs (after one
-    untimed run), in execution order."""
-    import onnxruntime as ort
+def profile_nodes(path: str | os.PathLike[str], batch: int, *, input_shape: tuple[int, ...] | None = None,
+                  runs: int = 20, threads: int = 1, seed: int = 0) -> list[NodeTime]:
+    """Per executed node of the ONNX file, the median kernel time in ms over ``runs`` profiled
+    runs on random inputs of ``batch`` (after one untimed run), in execution order."""
+    from dsp_deploy.bench.ort import load_session, session_input_specs
+    from dsp_deploy.bench.runner import make_feed
 
     if runs < 1:
         raise BenchError(f"profiling needs at least one run, got {runs}")
@@ -77,14 +74,10 @@ def profile_nodes(model_bytes: bytes, feed: Mapping[str, np.ndarray], *, runs: i
     with tempfile.TemporaryDirectory(prefix="dsp-profile-") as folder:
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(folder, "ort")
-        try:
-            session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types for bad files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BenchError(f"ONNX Runtime cannot load the model: {first}") from None
-        session.run(None, dict(feed))
-        for _ in range(runs):
-            session.run(None, dict(feed))
+        session = load_session(path, options, ["CPUExecutionProvider"])
+        feed = make_feed(session_input_specs(session, path), batch, input_shape, seed=seed, where=str(path))
+        for _ in range(runs + 1):
+            session.run(None, feed)
         events = json.loads(Path(session.end_profiling()).read_text())
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
     for event in events:
@@ -125,13 +118,9 @@ def breakdown_onnx_files(paths: Mapping[str, str | os.PathLike[str]], batch: int
                          input_shape: tuple[int, ...] | None = None, runs: int = 20, threads: int = 1,
                          seed: int = 0) -> dict[str, dict[str, float]]:
     """Category sums per named ONNX file at one batch size (same random input for all)."""
-    from dsp_deploy.bench.ort import OrtRunner
-    from dsp_deploy.bench.runner import make_feed
-
     columns: dict[str, dict[str, float]] = {}
     for name, path in paths.items():
-        with OrtRunner(path, threads=threads) as runner:
-            feed = make_feed(runner.input_specs(), batch, input_shape, seed=seed, where=str(path))
-        columns[name] = summarize_categories(profile_nodes(Path(path).read_bytes(), feed, runs=runs, threads=threads))
+        nodes = profile_nodes(path, batch, input_shape=input_shape, runs=runs, threads=threads, seed=seed)
+        columns[name] = summarize_categories(nodes)
         log.info("%s: %.2f ms of kernel time at batch %d", name, columns[name]["total"], batch)
     return columns

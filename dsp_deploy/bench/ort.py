@@ -56,13 +56,8 @@ class OrtRunner(Runner):
             raise BackendUnavailable(
                 "onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu and a CUDA driver)"
             )
-        options = benchmark_session_options(self.threads)
         providers = ["CUDAExecutionProvider"] if self.cuda else ["CPUExecutionProvider"]
-        try:
-            self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types for bad files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BenchError(f"{self.path}: ONNX Runtime cannot load the model: {first}") from None
+        self._session = load_session(self.path, benchmark_session_options(self.threads), providers)
         if self.cuda and self._session.get_providers()[0] != "CUDAExecutionProvider":
             self._session = None
             raise BackendUnavailable("onnxruntime fell back from CUDAExecutionProvider (CUDA libraries missing?)")
@@ -72,14 +67,7 @@ class OrtRunner(Runner):
 
     def input_specs(self) -> list[InputSpec]:
         self._require_active("input_specs")
-        specs = []
-        for arg in self._session.get_inputs():
-            dtype = _ORT_DTYPES.get(arg.type)
-            if dtype is None:
-                raise BenchError(f"{self.path}: input '{arg.name}' has unsupported type {arg.type}")
-            shape = tuple(d if isinstance(d, int) else (d or None) for d in arg.shape)
-            specs.append(InputSpec(arg.name, shape, dtype))
-        return specs
+        return session_input_specs(self._session, self.path)
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._require_active("infer")
@@ -107,3 +95,27 @@ class OrtRunner(Runner):
         binding, _ = staged
         self._session.run_with_iobinding(binding)
         binding.synchronize_outputs()
+
+
+def load_session(path: str | Path, options: Any, providers: list[str]) -> Any:
+    """An ``onnxruntime.InferenceSession`` of ``path``; a one-line BenchError naming the file if
+    ONNX Runtime cannot load it."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BenchError(f"{path}: ONNX Runtime cannot load the model: {first}") from None
+
+
+def session_input_specs(session: Any, path: str | Path) -> list[InputSpec]:
+    """The session's inputs as InputSpecs (dynamic dims as None); BenchError for unsupported types."""
+    specs = []
+    for arg in session.get_inputs():
+        dtype = _ORT_DTYPES.get(arg.type)
+        if dtype is None:
+            raise BenchError(f"{path}: input '{arg.name}' has unsupported type {arg.type}")
+        shape = tuple(d if isinstance(d, int) else (d or None) for d in arg.shape)
+        specs.append(InputSpec(arg.name, shape, dtype))
+    return specs

@@ -83,3 +83,13 @@ def test_cli_prints_breakdown(exported: dict[str, Path], capsys: pytest.CaptureF
     assert "where the time goes" in out and "| data movement |" in out and "grouped share of dense total" in out
     table = [line for line in out.splitlines() if line.startswith("| total |")]
     assert len(table) == 1 and np.isfinite(float(table[0].split("|")[2]))
+
+
+def test_cli_breakdown_without_onnx_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scripted = torch.jit.script(torch.nn.Conv2d(3, 4, 3, padding=1))
+    path = tmp_path / "conv.pt"
+    scripted.save(str(path))
+    code = main(["-q", "bench", str(path), "--backend", "torch", "--threads", "1", "--runs", "2", "--warmup", "1",
+                 "--input-shape", "3x8x8", "--breakdown"])
+    assert code == 0
+    assert "breakdown: no ONNX model among the inputs" in capsys.readouterr().out
