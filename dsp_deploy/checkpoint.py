@@ -79,13 +79,18 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Non
         torch.save(payload, tmp)
 
 
-def _describe_non_checkpoint(path: str) -> str | None:
-    """A reason why ``path`` is not our checkpoint, for files torch.load would misread."""
-    if not zipfile.is_zipfile(path):
-        return None
+def is_torchscript(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a TorchScript archive (e.g. the DSP authors' released models)."""
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+        return False
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+    return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
+
+
+def _describe_non_checkpoint(path: str) -> str | None:
+    """A reason why ``path`` is not our checkpoint, for files torch.load would misread."""
+    if is_torchscript(path):
         return "is a TorchScript model, not a dsp-deploy checkpoint (convert it with `dsp-deploy import-reference`)"
     return None
 

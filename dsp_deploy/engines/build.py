@@ -20,6 +20,7 @@ from dsp_deploy.engines.engine import (
     parse_batch_range,
     parse_targets,
 )
+from dsp_deploy.engines.lowering import foreign_plan_warning, plan_record
 from dsp_deploy.engines.manifest import EngineManifest, manifest_path_for
 from dsp_deploy.engines.network import NetworkFromOnnx, TensorInfo
 from dsp_deploy.errors import EngineBuildError, UsageError
@@ -47,6 +48,7 @@ def build_engine(
     opt_level: int | None = None,
     flavour: str | None = None,
     inspect: bool = True,
+    precision: str | None = None,
 ) -> EngineManifest:
     """Build ``onnx_path`` into ``out_path`` and write ``<out_path>.json``; returns the manifest.
 
@@ -54,7 +56,10 @@ def build_engine(
     fixed size for a static one). ``targets`` are TensorRT-for-RTX compute capabilities
     (``["SM89", "SM120"]`` or ``"sm89,sm120"``; default: its portable Ampere-and-later build).
     ``timing_cache`` is read and updated for standard TensorRT. ``flavour`` forces
-    ``tensorrt``/``tensorrt_rtx``. Raises ``EngineBuildError``/``UsageError``; writes nothing then.
+    ``tensorrt``/``tensorrt_rtx``. ``precision`` (``float16``/``float32``), when given, must be the
+    ONNX's (engines are strongly typed). The lowering plan beside the ONNX (backend, measured,
+    machine) goes into the manifest; a plan made for another backend is logged as one warning.
+    Raises ``EngineBuildError``/``UsageError``; writes nothing then.
     """
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     if out_path.resolve() == onnx_path.resolve():
@@ -62,6 +67,13 @@ def build_engine(
     target_names = parse_targets(targets)
     parsed = NetworkFromOnnx(onnx_path, flavour=flavour)()
     summary = parsed.summary()
+    if precision is not None and summary.precision != precision:
+        raise UsageError(f"{onnx_path.name} is {summary.precision}, not {precision}: engines take the ONNX's "
+                         "types (re-export, or build from the checkpoint with --precision)")
+    lowering_plan = plan_record(onnx_path)
+    warning = foreign_plan_warning(lowering_plan, onnx_path, summary.flavour)
+    if warning:
+        log.warning(warning)
     if batch is None:  # default range for a dynamic batch axis, the fixed size for a static one
         static = [t.shape[0] for t in summary.inputs if t.shape and t.shape[0] > 0]
         batch = (static[0],) * 3 if static and len(static) == len(summary.inputs) else None
@@ -98,6 +110,7 @@ def build_engine(
         builder_optimization_level=opt_level,
         timing_cache=str(timing_cache) if timing_cache and summary.flavour == "tensorrt" else None,
         build_seconds=round(loader.build_seconds or 0.0, 3),
+        lowering_plan=lowering_plan,
     )
     _write_outputs(out_path, plan, manifest.to_json())
     log.debug(

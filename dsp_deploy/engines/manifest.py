@@ -49,6 +49,7 @@ class EngineManifest:
     builder_optimization_level: int | None = None
     timing_cache: str | None = None
     build_seconds: float | None = None
+    lowering_plan: dict[str, Any] | None = None  # the source ONNX's plan: backend, measured, machine (lowering.py)
     format: str = MANIFEST_FORMAT
     format_version: int = MANIFEST_VERSION
     extra: dict[str, Any] = field(default_factory=dict)

@@ -14,7 +14,7 @@ import numpy as np
 
 from dsp_deploy.checkpoint import Checkpoint
 from dsp_deploy.errors import ExportError, UsageError
-from dsp_deploy.export.plan import Plan, check_mode
+from dsp_deploy.export.plan import ORT_CPU, TENSORRT, Plan, check_backend, check_mode
 from dsp_deploy.utils.atomic import atomic_path, write_text_atomic
 from dsp_deploy.utils.jsonfile import read_json_object
 
@@ -114,11 +114,12 @@ def narrow_plain_graph(plain: "Graph") -> dict[str, str]:
 def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, lowering: str = "auto",
                 fp16: bool = False, opset: int = 17, parity: bool = True, model_name: str | None = None,
                 plan_batches: Sequence[int] | None = None, cache_path: str | None = None,
-                runs: int = 15) -> ExportResult:
+                runs: int = 15, backend: str = ORT_CPU, flavour: str | None = None) -> ExportResult:
     """Export a checkpoint (path or Checkpoint) or a dense torch ResNet (+ ``model_name``) to ONNX.
 
-    ``lowering``: auto (measured per block, see planner.py) or grouped|branches|union|dense.
-    Nothing is written unless onnx.checker and the parity check pass.
+    ``lowering``: auto (chosen per block for ``backend``: measured on ONNX Runtime CPU, see
+    planner.py, or for ``tensorrt`` see trt_planner.py, ``flavour`` picking the TensorRT) or
+    grouped|branches|union|dense. Nothing is written unless onnx.checker and the parity check pass.
     """
     import onnx
 
@@ -129,6 +130,7 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
     from dsp_deploy.models import get_config, topology
 
     check_mode(lowering)
+    check_backend(backend)
     if opset < 13:
         raise UsageError(f"opset {opset} is too old (the exporter needs >= 13; default 17)")
     checkpoint, torch_model = _resolve(checkpoint_or_model, model_name)
@@ -138,17 +140,21 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
     weights = {k: v.detach().cpu().numpy() for k, v in torch_model.state_dict().items()}
     plain = build_plain_graph(topo, weights, structure, stem_pool=family == "imagenet")
     narrowed = narrow_plain_graph(plain)
-    if lowering == "auto":
-        batches = tuple(plan_batches or ((1, 32) if family == "cifar" else (1,)))
+    batches = tuple(plan_batches or ((1, 32) if family == "cifar" else (1,)))
+    if lowering == "auto" and backend == TENSORRT:
+        from dsp_deploy.export.trt_planner import tensorrt_plan
+
+        plan = tensorrt_plan(plain, topo, batches=batches, fp16=fp16, flavour=flavour)
+    elif lowering == "auto":
         plan = auto_plan(plain, topo, batches=batches, runs=runs, cache_path=cache_path)
     else:
-        plan = forced_plan(plain, topo, lowering)
+        plan = forced_plan(plain, topo, lowering, backend=backend)
     plan.notes.update(model=checkpoint.model, fp16=fp16, opset=opset)
     if narrowed:
         plan.notes["narrowed_streams"] = narrowed
     graph = plain.copy()
     lower_graph(graph, plan.layers)
-    if lowering == "auto" and plan.chosen:
+    if lowering == "auto" and backend == ORT_CPU and plan.chosen:  # the ORT safety net
         ok, report = whole_model_check(plain, graph, (3, *structure.input_size), batches)
         plan.notes["whole_model_min_ms"] = report
         if not ok:
@@ -156,6 +162,7 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
             measured = plan
             plan = forced_plan(plain, topo, "dense")
             plan.mode, plan.measurements = "auto", measured.measurements
+            plan.measured, plan.machine = True, measured.machine
             plan.chosen = {unit: "dense (whole-model fallback)" for unit in measured.chosen}
             plan.notes.update(measured.notes, fallback="auto plan slower than dense as a whole", whole_model_min_ms=report)
             graph = plain.copy()
@@ -164,7 +171,7 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
         from dsp_deploy.export.passes import CastToFloat16
 
         CastToFloat16().run(graph)
-    meta = {"dsp_deploy.model": checkpoint.model, "dsp_deploy.lowering": lowering,
+    meta = {"dsp_deploy.model": checkpoint.model, "dsp_deploy.lowering": lowering, "dsp_deploy.backend": backend,
             "dsp_deploy.structure_groups": str(structure.max_groups)}
     proto = to_model(graph, opset, meta)
     try:

@@ -11,6 +11,9 @@ from dsp_deploy.errors import UsageError
 
 LOWERINGS = ("grouped", "branches", "union", "dense")
 MODES = ("auto", *LOWERINGS)
+ORT_CPU = "onnxruntime-cpu"
+TENSORRT = "tensorrt"  # TensorRT or TensorRT for RTX
+BACKENDS = (ORT_CPU, TENSORRT)  # the targets a plan can be made for
 
 
 @dataclass(frozen=True)
@@ -41,17 +44,24 @@ class LayerChoice:
 
 @dataclass
 class Plan:
-    """Per-layer choices plus what the planner measured (per unit: candidate -> ms)."""
+    """Per-layer choices plus what the planner measured (per unit: candidate -> ms).
+
+    ``backend`` is the runtime the plan was made for, ``machine`` where it was made (CPU, GPU,
+    runtime version), ``measured`` whether the choices come from timings taken there (False for
+    forced lowerings and for the TensorRT default used where no TensorRT runtime can run)."""
 
     mode: str
     layers: dict[str, LayerChoice]
     measurements: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # unit -> cand -> batch
     chosen: dict[str, str] = field(default_factory=dict)  # unit (block) -> candidate name
-    backend: str = "onnxruntime-cpu"
+    backend: str = ORT_CPU
     notes: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    measured: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": "dsp-deploy/lowering-plan", "version": 1, "mode": self.mode, "backend": self.backend,
+        return {"format": "dsp-deploy/lowering-plan", "format_version": 1, "version": 1, "mode": self.mode,
+                "backend": self.backend, "measured": self.measured, "machine": self.machine,
                 "layers": {k: asdict(v) for k, v in self.layers.items()}, "chosen": self.chosen,
                 "measurements_ms": self.measurements, "notes": self.notes}
 
@@ -61,12 +71,13 @@ class Plan:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Plan:
         layers = {k: LayerChoice(**v) for k, v in data["layers"].items()}
+        measured = bool(data.get("measured", data["mode"] == "auto"))  # older plans: auto was measured on ORT
         return cls(data["mode"], layers, dict(data.get("measurements_ms", {})), dict(data.get("chosen", {})),
-                   data.get("backend", "onnxruntime-cpu"), dict(data.get("notes", {})))
+                   data.get("backend", ORT_CPU), dict(data.get("notes", {})), dict(data.get("machine", {})), measured)
 
     def table(self) -> str:
         """Short text table: one line per planning unit with its choice and timings."""
-        lines = [f"lowering plan ({self.mode}, {self.backend})"]
+        lines = [f"lowering plan ({self.mode}, {self.backend}{'' if self.measured or self.mode != 'auto' else ', not measured'})"]
         if self.chosen:
             width = max(len(u) for u in self.chosen)
             for unit, cand in self.chosen.items():
@@ -80,6 +91,8 @@ class Plan:
             for choice in self.layers.values():
                 counts[choice.label()] = counts.get(choice.label(), 0) + 1
             lines += [f"  {label}: {n} conv(s)" for label, n in sorted(counts.items())]
+        if self.notes.get("not_measured"):
+            lines.append(f"  {self.notes['not_measured']}")
         narrowed = self.notes.get("narrowed_streams")
         if narrowed:
             lines.append("  streams narrowed to their live channels: "
@@ -90,6 +103,12 @@ class Plan:
             lines.append(f"  whole model, ms (planned/dense): {cells}"
                          + (f"  -> {self.notes['fallback']}: dense exported" if self.notes.get("fallback") else ""))
         return "\n".join(lines)
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown plan backend '{backend}' (choose from: {', '.join(BACKENDS)})")
+    return backend
 
 
 def check_mode(mode: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from dsp_deploy.export.graph import Graph
 from dsp_deploy.export.measure import CostCache, ort_session, time_interleaved
 from dsp_deploy.export.onnx_io import to_model
 from dsp_deploy.export.pipeline import lower_graph
-from dsp_deploy.export.plan import LayerChoice, Plan
+from dsp_deploy.export.plan import ORT_CPU, LayerChoice, Plan
 from dsp_deploy.export.units import FORCED, Rule, Unit, candidates_for, find_units, unit_graph
 from dsp_deploy.models.topology import Topology
 
@@ -30,13 +31,54 @@ def choices_for(unit: Unit, rule: Rule, structure: Mapping) -> dict[str, LayerCh
     return {spec.name: rule(spec, structure[spec.name]) for spec in unit.convs}
 
 
-def forced_plan(plain: Graph, topo: Topology, mode: str) -> Plan:
-    """Every block lowered the same way (``grouped``, ``branches``, ``union`` or ``dense``)."""
+def forced_plan(plain: Graph, topo: Topology, mode: str, backend: str = ORT_CPU) -> Plan:
+    """Every block lowered the same way (``grouped``, ``branches``, ``union`` or ``dense``);
+    ``backend`` is the target the export is for (nothing is measured)."""
     structure = plain.meta["structure"]
     layers = {spec.name: LayerChoice() for spec in topo.convs}
     for unit in find_units(plain, topo):
         layers.update(choices_for(unit, FORCED[mode], structure))
-    return Plan(mode, layers)
+    return Plan(mode, layers, backend=backend, machine=plan_machine(None))
+
+
+def distinct_candidates(plain: Graph, unit: Unit, rules: Mapping[str, Rule]) -> dict[str, dict[str, LayerChoice]]:
+    """Candidate name -> per-conv choices for ``unit``; candidates that lower the block exactly
+    like dense are merged into ``dense`` (always present)."""
+    structure = plain.meta["structure"]
+    distinct: dict[str, dict[str, LayerChoice]] = {}
+    for name, rule in rules.items():
+        choices = choices_for(unit, rule, structure)
+        if name == "dense" or all(c.lowering == "dense" for c in choices.values()):
+            distinct.setdefault("dense", choices)
+        else:
+            distinct[name] = choices
+    if "dense" not in distinct:
+        distinct["dense"] = choices_for(unit, FORCED["dense"], structure)
+    return distinct
+
+
+def pick_candidate(times: Mapping[str, Mapping[int, float]], batches: Sequence[int], tolerance: float = 0.02) -> str:
+    """The block-candidate selection shared by every planner. ``times``: candidate -> batch -> ms
+    (must hold ``dense``). Among candidates no slower than dense at any batch (within
+    ``tolerance``), the lowest t/t_dense at the largest batch wins (ties: the mean over batches,
+    then dense); none eligible -> ``dense``."""
+    dense = times["dense"]
+    largest = max(batches)
+
+    def score(name: str) -> tuple[float, float, bool]:
+        ratios = [times[name][b] / dense[b] for b in batches]
+        return times[name][largest] / dense[largest], float(np.mean(ratios)), name != "dense"
+
+    eligible = [n for n in times if all(times[n][b] <= dense[b] * (1 + tolerance) for b in batches)]
+    return min(eligible, key=score) if eligible else "dense"
+
+
+def plan_machine(runtime: str | None) -> dict[str, Any]:
+    """Where a plan is made: CPU, GPU (None without one), platform and the timing runtime."""
+    from dsp_deploy.bench.machine import machine_info
+
+    info = machine_info()
+    return {"cpu": info["cpu"], "gpu": info["gpu"], "platform": info["platform"], "runtime": runtime}
 
 
 def _candidate_bytes(plain: Graph, unit: Unit, choices: Mapping[str, LayerChoice]) -> bytes:
@@ -48,14 +90,7 @@ def _candidate_bytes(plain: Graph, unit: Unit, choices: Mapping[str, LayerChoice
 def measure_unit(plain: Graph, unit: Unit, batches: Sequence[int], cache: CostCache, *, runs: int,
                  ) -> tuple[dict[str, dict[int, float]], dict[str, dict[str, LayerChoice]]]:
     """ms per candidate and batch for one block (min of ``runs`` interleaved runs)."""
-    structure = plain.meta["structure"]
-    options = {name: choices_for(unit, rule, structure) for name, rule in candidates_for(unit).items()}
-    distinct: dict[str, dict[str, LayerChoice]] = {}
-    for name, choices in options.items():  # candidates that lower this block identically are merged
-        if name == "dense" or all(c.lowering == "dense" for c in choices.values()):
-            distinct.setdefault("dense", choices)
-        else:
-            distinct[name] = choices
+    distinct = distinct_candidates(plain, unit, candidates_for(unit))
     blobs = {name: _candidate_bytes(plain, unit, choices) for name, choices in distinct.items()}
     result: dict[str, dict[int, float]] = {name: {} for name in blobs}
     c, h, w = unit.in_shape
@@ -76,10 +111,12 @@ def measure_unit(plain: Graph, unit: Unit, batches: Sequence[int], cache: CostCa
 def auto_plan(plain: Graph, topo: Topology, *, batches: Sequence[int] = (1,), runs: int = 15,
               tolerance: float = 0.02, cache_path: str | None = None) -> Plan:
     """Measure every block's candidates and keep the fastest (see module docstring)."""
+    import onnxruntime as ort
     from tqdm import tqdm
 
     structure = plain.meta["structure"]
-    plan = Plan("auto", {spec.name: LayerChoice() for spec in topo.convs})
+    plan = Plan("auto", {spec.name: LayerChoice() for spec in topo.convs}, backend=ORT_CPU, measured=True,
+                machine=plan_machine(f"onnxruntime {ort.__version__}"))
     plan.notes["planning_batches"] = list(batches)
     cache = CostCache(cache_path)
     start = time.perf_counter()
@@ -89,21 +126,21 @@ def auto_plan(plain: Graph, topo: Topology, *, batches: Sequence[int] = (1,), ru
             plan.chosen[unit.name] = "dense (not pruned)"
             continue
         times, options = measure_unit(plain, unit, batches, cache, runs=runs)
-        dense = times["dense"]
-
-        def score(name: str) -> tuple[float, float]:
-            ratios = [times[name][b] / dense[b] for b in batches]
-            return ratios[int(np.argmax(batches))], float(np.mean(ratios))
-
-        eligible = [n for n in times if all(times[n][b] <= dense[b] * (1 + tolerance) for b in batches)]
-        best = min(eligible, key=lambda n: (score(n), n != "dense")) if eligible else "dense"
-        plan.layers.update(options[best])
-        plan.chosen[unit.name] = best
-        plan.measurements[unit.name] = {n: {f"b{b}": round(times[n][b], 4) for b in batches} for n in times}
-        log.debug("%s: %s (%s)", unit.name, best, {n: score(n) for n in times})
+        record_choice(plan, unit, times, options, batches, tolerance)
         cache.save()
     plan.notes["planning_seconds"] = round(time.perf_counter() - start, 1)
     return plan
+
+
+def record_choice(plan: Plan, unit: Unit, times: Mapping[str, Mapping[int, float]],
+                  options: Mapping[str, Mapping[str, LayerChoice]], batches: Sequence[int], tolerance: float) -> str:
+    """Pick ``unit``'s candidate from ``times`` and write choice and timings into ``plan``."""
+    best = pick_candidate(times, batches, tolerance)
+    plan.layers.update(options[best])
+    plan.chosen[unit.name] = best
+    plan.measurements[unit.name] = {n: {f"b{b}": round(times[n][b], 4) for b in batches} for n in times}
+    log.debug("%s: %s (%s)", unit.name, best, times)
+    return best
 
 
 def whole_model_check(plain: Graph, lowered: Graph, input_shape: tuple[int, int, int], batches: Sequence[int], *,

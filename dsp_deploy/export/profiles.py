@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from dsp_deploy.errors import UsageError
-from dsp_deploy.export.plan import MODES
+from dsp_deploy.export.plan import BACKENDS, MODES
 from dsp_deploy.utils.jsonfile import read_json_object
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "export"
-KEYS = {"lowering": str, "fp16": bool, "opset": int, "plan_batches": list, "description": str}
+KEYS = {"lowering": str, "fp16": bool, "opset": int, "plan_batches": list, "backend": str, "description": str}
 
 
 def list_profiles() -> list[str]:
@@ -30,5 +30,8 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
             raise UsageError(f"export profile {os.fspath(path)}: bad entry '{key}' (allowed: {', '.join(KEYS)})")
     if data.get("lowering", "auto") not in MODES:
         raise UsageError(f"export profile {os.fspath(path)}: unknown lowering '{data['lowering']}'")
+    if data.get("backend", BACKENDS[0]) not in BACKENDS:
+        raise UsageError(f"export profile {os.fspath(path)}: unknown backend '{data['backend']}' "
+                         f"(choose from: {', '.join(BACKENDS)})")
     data.pop("description", None)
     return data
