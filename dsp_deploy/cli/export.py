@@ -31,7 +31,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("checkpoint", nargs="?", help="dsp-deploy checkpoint (.pt); omit with --model")
     parser.add_argument("-o", "--out", required=True, help="output ONNX path")
     parser.add_argument("--lowering", choices=("auto", "grouped", "branches", "union", "dense"),
-                        help="auto = measured per block on ONNX Runtime CPU (default); others force one lowering")
+                        help="auto = chosen per block for the profile's backend (default: measured on ONNX Runtime "
+                             "CPU; --profile tensorrt-fp16 plans for TensorRT); others force one lowering")
     parser.add_argument("--fp16", action="store_true", default=None, help="float16 weights and activations (float32 I/O)")
     parser.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     parser.add_argument("--profile", help="preset from the export/ folder (cpu-ort, tensorrt-fp16, ...) or a JSON "

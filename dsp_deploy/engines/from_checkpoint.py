@@ -88,6 +88,9 @@ def engine_from_checkpoint(
     from dsp_deploy.export.profiles import load_profile
 
     check_precision(precision)
+    opt_level = build_options.get("opt_level")
+    if opt_level is not None and not 0 <= opt_level <= 5:  # checked before the (long) export
+        raise UsageError(f"--opt-level {opt_level}: must be 0..5")
     low, opt, high = parse_batch_range(batch) if batch is not None else (1, 1, 32)
     out = Path(out_path)
     if out.suffix.lower() == ".onnx":

@@ -43,6 +43,10 @@ def runtime_unavailable(flavour: str | None = None) -> str | None:
 
     if not cuda_gpus():
         return "no CUDA GPU visible, so TensorRT engines cannot run here"
+    import torch
+
+    if not torch.cuda.is_available():  # engines run through torch CUDA tensors (engines.TrtRunner)
+        return "torch sees no CUDA device, so TensorRT engines cannot run here"
     try:
         trt_module(flavour)
     except DSPDeployError as exc:
