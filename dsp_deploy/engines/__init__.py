@@ -9,7 +9,8 @@ Lazy loaders in the style of Polygraphy compose the steps::
     parsed = NetworkFromOnnx("model.onnx")()
     plan = EngineBytesFromNetwork(parsed, profile=BatchProfile(1, 8, 32))()
 
-``build_engine`` does the whole job (and writes files atomically); ``parse_onnx_network`` just
+``build_engine`` does the whole job (and writes files atomically); ``engine_from_checkpoint``
+first exports a checkpoint with the lowering chosen for TensorRT; ``parse_onnx_network`` just
 parses and summarizes; ``TrtRunner`` runs a plan where a GPU is present.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dsp_deploy.engines.engine import (
     parse_targets,
 )
 from dsp_deploy.engines.flavour import FLAVOURS, trt_module
+from dsp_deploy.engines.from_checkpoint import engine_from_checkpoint
 from dsp_deploy.engines.manifest import EngineManifest, manifest_path_for
 from dsp_deploy.engines.network import (
     LayerInfo,
@@ -48,6 +50,7 @@ __all__ = [
     "TensorInfo",
     "TrtRunner",
     "build_engine",
+    "engine_from_checkpoint",
     "inspect_engine_layers",
     "manifest_path_for",
     "parse_batch_range",

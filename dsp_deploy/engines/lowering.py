@@ -58,7 +58,7 @@ def describe(record: dict[str, Any] | None) -> str:
     if "error" in record:
         return f"lowering plan unreadable ({record['file']})"
     if record["mode"] != "auto":
-        return f"lowering forced to {record['mode']} (for {record['backend']}, not measured)"
+        return f"lowering forced to {record['mode']} (not measured)"
     if record["measured"]:
         return f"lowering planned for {record['backend']}, measured"
     return f"lowering planned for {record['backend']}; {record.get('note', 'not measured')}"
