@@ -78,27 +78,35 @@ def _runtime_label(flavour: str | None) -> str | None:
     return f"{name} {flavour_version(module)}"
 
 
-def measure_unit_trt(plain: Graph, unit: Unit, batches: Sequence[int], workdir: Path, *, fp16: bool,
-                     flavour: str | None, runs: int) -> tuple[dict[str, dict[int, float]], dict[str, dict[str, LayerChoice]]]:
-    """Median ms per candidate and batch for one block, each candidate built as a small engine."""
+def build_candidate_engines(plain: Graph, unit: Unit, batches: Sequence[int], workdir: Path, *, fp16: bool,
+                            flavour: str | None) -> tuple[dict[str, Path], dict[str, dict[str, LayerChoice]]]:
+    """Each TensorRT candidate of ``unit`` lowered and built as a small engine in a fresh folder
+    under ``workdir`` (file stem = candidate name); works without a GPU (TensorRT for RTX)."""
     import onnx
 
-    from dsp_deploy.bench.harness import run_benchmark
     from dsp_deploy.engines import build_engine
 
     options = distinct_candidates(plain, unit, {name: FORCED[name] for name in CANDIDATES})
-    folder = Path(tempfile.mkdtemp(prefix="unit-", dir=workdir))  # engine file stem = candidate name
-    engines = []
+    folder = Path(tempfile.mkdtemp(prefix="unit-", dir=workdir))
+    engines: dict[str, Path] = {}
     for name, choices in options.items():
         graph = unit_graph(plain, unit)
         lower_graph(graph, choices, fp16=fp16)
         onnx_path = folder / f"{name}.onnx"
         onnx.save(to_model(graph), str(onnx_path))
-        engine = folder / f"{name}.engine"
-        build_engine(onnx_path, engine, batch=(min(batches), max(batches), max(batches)), flavour=flavour,
+        engines[name] = folder / f"{name}.engine"
+        build_engine(onnx_path, engines[name], batch=(min(batches), max(batches), max(batches)), flavour=flavour,
                      inspect=False)
-        engines.append(engine)
-    rows = run_benchmark(engines, ("trt",), batches, runs=runs, warmup=5, progress=False)
+    return engines, options
+
+
+def measure_unit_trt(plain: Graph, unit: Unit, batches: Sequence[int], workdir: Path, *, fp16: bool,
+                     flavour: str | None, runs: int) -> tuple[dict[str, dict[int, float]], dict[str, dict[str, LayerChoice]]]:
+    """Median ms per candidate and batch for one block (benchmark harness, candidates interleaved)."""
+    from dsp_deploy.bench.harness import run_benchmark
+
+    engines, options = build_candidate_engines(plain, unit, batches, workdir, fp16=fp16, flavour=flavour)
+    rows = run_benchmark(list(engines.values()), ("trt",), batches, runs=runs, warmup=5, progress=False)
     times: dict[str, dict[int, float]] = {name: {} for name in options}
     for row in rows:
         if not row.ok or row.median_ms is None:

@@ -72,3 +72,30 @@ def test_measured_plan_where_a_gpu_is_present(tmp_path) -> None:
         assert "dense" in times and set(times) <= set(CANDIDATES)
         assert all(ms > 0 for per_batch in times.values() for ms in per_batch.values())
         assert plan.chosen[unit] in times
+
+
+def test_candidates_build_as_small_engines(tmp_path) -> None:
+    """The half of the measured path that needs no GPU: every candidate of a pruned block is
+    lowered and built by TensorRT for RTX, and the grouped one keeps its grouped convs."""
+    pytest.importorskip("tensorrt_rtx")
+    from dsp_deploy.checkpoint import build_model
+    from dsp_deploy.engines import EngineManifest
+    from dsp_deploy.export.build import build_plain_graph
+    from dsp_deploy.export.trt_planner import build_candidate_engines
+    from dsp_deploy.export.units import find_units
+    from dsp_deploy.models import topology
+
+    ck = tiny_checkpoint("resnet20", groups=2, size=16, seed=3)
+    topo = topology(ck.model, ck.structure.num_classes, ck.structure.input_size)
+    weights = {k: v.detach().numpy() for k, v in build_model(ck).state_dict().items()}
+    plain = build_plain_graph(topo, weights, ck.structure, stem_pool=False)
+    structure = plain.meta["structure"]
+    unit = next(u for u in find_units(plain, topo) if not all(structure[s.name].is_dense for s in u.convs))
+    engines, options = build_candidate_engines(plain, unit, (1, 4), tmp_path, fp16=True, flavour="tensorrt_rtx")
+    assert set(engines) == set(options) and {"dense", "grouped"} <= set(engines) <= set(CANDIDATES)
+    manifests = {name: EngineManifest.load(path) for name, path in engines.items()}
+    assert all(m.precision == "float16" and m.batch == {"min": 1, "opt": 4, "max": 4} for m in manifests.values())
+    def grouped(name: str) -> int:  # the depthwise 1x1 convs around the block count in every candidate
+        return sum(g > 1 for g in manifests[name].conv_groups.values())
+
+    assert grouped("grouped") > grouped("dense")
