@@ -161,7 +161,8 @@ def compile_modules(entries: list[Entry], rows: list[dict], precision: str, args
             skipped[name] = f"time budget: compiling would take ~{guess:.0f} s more"
             continue
         start = time.perf_counter()
-        module = torch.compile(prepared(next(e for e in entries if e.name == name).module, precision, args.device))
+        module = torch.compile(prepared(next(e for e in entries if e.name == name).module, precision, args.device),
+                               backend=args.compile_backend)
         dtype = torch.float16 if precision.startswith("fp16") else torch.float32
         with torch.inference_mode():
             for batch in args.batches:
@@ -191,14 +192,17 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    p.add_argument("--quick", action="store_true", help="smoke run: ResNet-56 only, batch 1, fp32, eager, few runs")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: ResNet-56 only, lowerings grouped and union, batch 1, fp32, eager, 5 runs")
     p.add_argument("--reference", default=str(DEFAULT_REFERENCE), help="folder holding resnet56_g2.pt")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "gpu"))
     p.add_argument("--models", help="resnet56,resnet50 (default: both; --quick: resnet56)")
     p.add_argument("--batches", help="default 1,8,32,128 (--quick: 1)")
     p.add_argument("--precisions", help="fp32,fp16,fp16-cl (default on CUDA: all; CPU: fp32)")
     p.add_argument("--modes", help="eager,graphs,compile (default on CUDA: all; CPU: eager)")
+    p.add_argument("--lowerings", help="forced lowerings of the DSP models (default: all four; --quick: grouped,union)")
     p.add_argument("--compile-precision", default="fp16-cl", help="the one precision torch.compile runs in")
+    p.add_argument("--compile-backend", default="inductor", help="torch.compile backend ('eager' to smoke-test on CPU)")
     p.add_argument("--channel-multiple", type=int, default=8, help="aligned ResNet-50 DSP variant (0: none)")
     p.add_argument("--runs", type=int, help="timed rounds per batch (default by batch: 60/40/25/15)")
     p.add_argument("--warmup", type=int, default=5)
@@ -211,11 +215,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.batches = tuple(int(b) for b in split(args.batches, "1" if args.quick else "1,8,32,128"))
     args.precisions = split(args.precisions, "fp32" if args.quick or not cuda else ",".join(PRECISIONS))
     args.modes = split(args.modes, "eager" if args.quick or not cuda else ",".join(MODES))
-    args.lowerings = LOWERINGS
+    args.lowerings = split(args.lowerings, "grouped,union" if args.quick else ",".join(LOWERINGS))
     if args.quick:
         args.runs, args.warmup = args.runs or 5, min(args.warmup, 2)
     bad = [m for m in args.modes if m not in MODES] + [q for q in args.precisions if q not in PRECISIONS]
-    bad += [m for m in args.models if m not in ("resnet56", "resnet50")]
+    bad += [m for m in args.models if m not in ("resnet56", "resnet50")] + [x for x in args.lowerings if x not in LOWERINGS]
     if bad or (not cuda and "graphs" in args.modes):
         p.error(f"unsupported choice: {(bad or ['graphs (CUDA graphs need --device cuda)'])[0]}")
     return args
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     entries = build_entries(args)
     log(f"{len(entries)} variants lowered in {time.perf_counter() - started:.0f} s")
     rows: list[dict] = []
-    for model in args.models:
+    for model in args.models:  # eager and CUDA graphs first: torch.compile gets what the budget leaves
         group = [e for e in entries if e.model == model]
         for precision in args.precisions:
             modules = {e.name: prepared(e.module, precision, args.device) for e in group}
@@ -242,16 +246,17 @@ def main(argv: list[str] | None = None) -> int:
                 rows += time_group(group, modules, precision, mode, args)
                 log(f"{model} {precision} {mode} timed ({time.perf_counter() - started:.0f} s)")
             del modules
-        if "compile" in args.modes and args.compile_precision in args.precisions:
-            compiled, skipped = compile_modules(group, rows, args.compile_precision, args, deadline)
-            if compiled:
-                rows += time_group(group, compiled, args.compile_precision, "compile", args)
-            rows += [{"model": model, "variant": n, "precision": args.compile_precision, "mode": "compile",
-                      "status": "skipped", "reason": why} for n, why in skipped.items()]
-            log(f"{model} compile done ({time.perf_counter() - started:.0f} s)")
+    for model in args.models if "compile" in args.modes and args.compile_precision in args.precisions else ():
+        group = [e for e in entries if e.model == model]
+        compiled, skipped = compile_modules(group, rows, args.compile_precision, args, deadline)
+        if compiled:
+            rows += time_group(group, compiled, args.compile_precision, "compile", args)
+        rows += [{"model": model, "variant": n, "precision": args.compile_precision, "mode": "compile",
+                  "status": "skipped", "reason": why} for n, why in skipped.items()]
+        log(f"{model} compile done ({time.perf_counter() - started:.0f} s)")
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "command": " ".join(["python", "bench/gpu.py",
            *(sys.argv[1:] if argv is None else argv)]), "wall_s": round(time.perf_counter() - started, 1),
-           "machine": machine(args), "settings": {k: v for k, v in vars(args).items() if k != "lowerings"},
+           "machine": machine(args), "settings": vars(args),
            "variants": [{f.name: getattr(e, f.name) for f in fields(e) if f.name != "module"} for e in entries],
            "rows": rows}
     from gpu_report import write_outputs  # beside this script
