@@ -238,6 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     entries = build_entries(args)
     log(f"{len(entries)} variants lowered in {time.perf_counter() - started:.0f} s")
     rows: list[dict] = []
+
+    def save() -> None:  # after every phase: a run cut short still leaves its report
+        from gpu_report import write_outputs  # beside this script
+
+        doc = {"format": FORMAT, "format_version": FORMAT_VERSION,
+               "command": " ".join(["python", "bench/gpu.py", *(sys.argv[1:] if argv is None else argv)]),
+               "wall_s": round(time.perf_counter() - started, 1), "machine": machine(args), "settings": vars(args),
+               "variants": [{f.name: getattr(e, f.name) for f in fields(e) if f.name != "module"} for e in entries],
+               "rows": rows}
+        write_outputs(doc, Path(args.out))
+
     for model in args.models:  # eager and CUDA graphs first: torch.compile gets what the budget leaves
         group = [e for e in entries if e.model == model]
         for precision in args.precisions:
@@ -246,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows += time_group(group, modules, precision, mode, args)
                 log(f"{model} {precision} {mode} timed ({time.perf_counter() - started:.0f} s)")
             del modules
+        save()
     for model in args.models if "compile" in args.modes and args.compile_precision in args.precisions else ():
         group = [e for e in entries if e.model == model]
         compiled, skipped = compile_modules(group, rows, args.compile_precision, args, deadline)
@@ -254,15 +266,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += [{"model": model, "variant": n, "precision": args.compile_precision, "mode": "compile",
                   "status": "skipped", "reason": why} for n, why in skipped.items()]
         log(f"{model} compile done ({time.perf_counter() - started:.0f} s)")
-    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "command": " ".join(["python", "bench/gpu.py",
-           *(sys.argv[1:] if argv is None else argv)]), "wall_s": round(time.perf_counter() - started, 1),
-           "machine": machine(args), "settings": vars(args),
-           "variants": [{f.name: getattr(e, f.name) for f in fields(e) if f.name != "module"} for e in entries],
-           "rows": rows}
-    from gpu_report import write_outputs  # beside this script
-
-    write_outputs(doc, Path(args.out))
-    log(f"wrote {args.out}/gpu.json and report.md in {doc['wall_s']:.0f} s")
+        save()
+    log(f"wrote {args.out}/gpu.json and report.md in {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -128,3 +128,27 @@ def test_cli_format_torch(tmp_path, capsys):
     assert main(["export", str(ckpt), "--out", str(tmp_path / "h.pt"), "--format", "torch", "--fp16"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--fp16" in err[0] and not (tmp_path / "h.pt").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("lowering", ("grouped", "branches"))
+def test_cuda_graphs_and_inductor_on_gpu(lowering):
+    ckpt = tiny_checkpoint("resnet20", groups=2, size=16, seed=4)
+    module, _ = lowered_module(ckpt, lowering=lowering)
+    x = torch.randn(4, 3, 16, 16)
+    expected = module(x)
+    gpu = module.cuda().half().to(memory_format=torch.channels_last)
+    static = x.cuda().half().contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            gpu(static)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = gpu(static)
+        graph.replay()
+        assert torch.allclose(out.float().cpu(), expected, atol=0.05, rtol=0.05)
+        compiled = torch.compile(gpu)
+        assert torch.allclose(compiled(static).float().cpu(), expected, atol=0.05, rtol=0.05)
