@@ -72,7 +72,7 @@ def render(doc: dict[str, Any]) -> str:
         lines += ["Timing: perf_counter around the forward on the CPU; all variants of a model interleaved per "
                   "batch; median (p90) in ms.", ""]
     lines += ["## Variants", ""]
-    lines += _table(["model", "variant", "lowering", "MMACs", "conv weights (M)", "parity vs masked model"],
+    lines += _table(["model", "variant", "lowering", "MMACs", "conv weights (M)", "parity vs masked model (relative)"],
                     [[v["model"], v["name"], v["lowering"], f"{v['flops'] / 1e6:.0f}", f"{v['conv_params'] / 1e6:.3f}",
                       f"{v['parity']:.1e}"] for v in doc["variants"]])
     lines.append("")
