@@ -233,9 +233,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)  # bad options fail before torch loads
     import torch
 
-    args = parse_args(argv)
     started = time.perf_counter()
     if args.device == "cuda":
         if not torch.cuda.is_available():
