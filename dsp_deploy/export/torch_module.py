@@ -203,7 +203,7 @@ def load_lowered(path: str | os.PathLike[str], map_location: str = "cpu") -> tor
     try:
         spec = json.loads(doc["spec"])
         return build_module(spec, doc["state"])
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: weight shapes off the spec
         raise ExportError(f"{where}: malformed torch export ({type(exc).__name__}: {exc})") from None
 
 

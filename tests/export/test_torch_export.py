@@ -14,7 +14,7 @@ from dsp_deploy.cli.main import main
 from dsp_deploy.errors import ExportError
 from dsp_deploy.export import export_onnx, export_torch, load_lowered
 from dsp_deploy.export.onnx_io import to_model
-from dsp_deploy.export.torch_module import lowered_module
+from dsp_deploy.export.torch_module import lowered_module, save_lowered
 from dsp_deploy.reference import import_authors_checkpoint
 
 from .helpers import tiny_checkpoint
@@ -116,6 +116,13 @@ def test_load_refuses_other_files(tmp_path):
     torch.save({"format": "dsp-deploy/torch-lowered", "obj": ExportError("x")}, evil)  # a non-tensor object
     with pytest.raises(ExportError, match="not a dsp-deploy torch export"):
         load_lowered(evil)
+    good = tmp_path / "good.pt"
+    save_lowered(lowered_module(tiny_checkpoint("resnet20", groups=2, size=16), lowering="grouped")[0], good)
+    doc = torch.load(good, weights_only=True)
+    doc["state"]["ops.0.weight"] = torch.zeros(1, 1, 1, 1)  # weights that do not fit the spec
+    torch.save(doc, good)
+    with pytest.raises(ExportError, match="malformed torch export"):
+        load_lowered(good)
 
 
 def test_cli_format_torch(tmp_path, capsys):
