@@ -50,6 +50,7 @@ class TorchRunner(Runner):
         threads: int = 1,
         input_shape: Sequence[int] | None = None,
         name: str | None = None,
+        channels_last: bool = False,
     ) -> None:
         label = Path(path).name if path is not None else type(module).__name__
         super().__init__(name or f"{'torch-cuda' if cuda else 'torch'}:{label}")
@@ -60,6 +61,7 @@ class TorchRunner(Runner):
         self.cuda = cuda
         self.cuda_graphs = cuda_graphs and cuda
         self.threads = threads
+        self.channels_last = channels_last  # stage 4-D inputs in NHWC (for modules converted to channels_last)
         self.device = "cuda" if cuda else "cpu"
         self.timing = "cuda_event" if cuda else "perf_counter"
         self._given = module
@@ -150,6 +152,8 @@ class TorchRunner(Runner):
         import torch
 
         tensors = [torch.from_numpy(a).to(self.device).contiguous() for a in feed.values()]
+        if self.channels_last:
+            tensors = [t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in tensors]
         if not self.cuda_graphs:
             return tensors
         key = tuple(tuple(t.shape) for t in tensors)

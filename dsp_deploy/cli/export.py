@@ -44,6 +44,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--cache", metavar="FILE", help="planner timing cache (default ~/.cache/dsp-deploy/export-costs.json)")
     parser.add_argument("--no-cache", action="store_true", help="measure afresh, do not read or write the cache")
     parser.add_argument("--no-parity", action="store_true", help="skip the comparison with the PyTorch model")
+    parser.add_argument("--format", choices=("onnx", "torch"), default="onnx",
+                        help="onnx (default) or torch: the same lowered model as a compact torch module file "
+                             "(spec + weights, read with dsp_deploy.export.load_lowered; no arbitrary pickle)")
     parser.set_defaults(handler=run)
 
 
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key, None) is not None:
             options[key] = getattr(args, key)
     cache = None if args.no_cache else (args.cache or str(default_cache_path()))
+    if args.format == "torch":
+        return _run_torch(args, source, options, cache)
     result = export_onnx(source, args.out, parity=not args.no_parity, model_name=args.model, cache_path=cache,
                          **options)
     print(result.plan.table())
@@ -82,4 +87,19 @@ def run(args: argparse.Namespace) -> int:
     grouped = result.node_counts.get("Conv", 0)
     print(f"wrote {result.onnx_path} ({sum(result.node_counts.values())} nodes, {grouped} Conv, "
           f"{result.node_counts.get('Gather', 0)} Gather) and {result.plan_path}; parity max |diff| {parity}")
+    return 0
+
+
+def _run_torch(args: argparse.Namespace, source: Any, options: dict[str, Any], cache: str | None) -> int:
+    """``--format torch``: write the lowered torch module (no fp16/opset: cast with ``.half()`` after loading)."""
+    from dsp_deploy.export.torch_module import export_torch
+
+    if options["fp16"]:
+        raise UsageError("--format torch writes float32 weights; call .half() on the loaded module instead of --fp16")
+    result = export_torch(source, args.out, lowering=options["lowering"], parity=not args.no_parity,
+                          model_name=args.model, cache_path=cache, plan_batches=options["plan_batches"])
+    print(result.plan.table())
+    parity = ", ".join(f"batch {b}: {d:.2e}" for b, d in result.parity_max_diff.items()) or "skipped"
+    print(f"wrote {result.onnx_path} (torch module, {result.node_counts.get('Conv', 0)} Conv, "
+          f"{result.node_counts.get('Gather', 0)} Gather) and {result.plan_path}; parity with ONNX Runtime {parity}")
     return 0

@@ -59,15 +59,18 @@ def load_any_checkpoint(path: str) -> "Checkpoint":
     return import_authors_checkpoint(path)
 
 
-def _one_shot(dense: "Checkpoint", groups: int, reduction: float, metric: str | None, seed: int) -> "Checkpoint":
-    """The training stage's one-shot group pruning of ``dense`` (through temporary files)."""
+def _one_shot(dense: "Checkpoint", groups: int, reduction: float, metric: str | None, seed: int,
+              channel_multiple: int | None = None) -> "Checkpoint":
+    """The training stage's one-shot group pruning of ``dense`` (through temporary files);
+    ``channel_multiple``: hardware-aligned pruning (``--channel-multiple``)."""
     from dsp_deploy.checkpoint import load_checkpoint, save_checkpoint
     from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="dsp-compare-") as tmp:
         src, out = Path(tmp) / "dense.pt", Path(tmp) / "dsp.pt"
         save_checkpoint(src, dense)
-        prune_checkpoint(PruneOptions(str(src), str(out), reduction, metric, groups, seed, progress=False))
+        prune_checkpoint(PruneOptions(str(src), str(out), reduction, metric, groups, seed, progress=False,
+                                      channel_multiple=channel_multiple))
         return load_checkpoint(out)
 
 

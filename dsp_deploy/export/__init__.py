@@ -12,12 +12,17 @@ from typing import Any
 
 from dsp_deploy.export.plan import LOWERINGS, MODES, LayerChoice, Plan
 
-__all__ = ["LOWERINGS", "MODES", "ExportResult", "LayerChoice", "Plan", "export_onnx", "load_plan", "plan_path_for"]
+__all__ = ["LOWERINGS", "MODES", "ExportResult", "LayerChoice", "Plan", "export_onnx", "export_torch", "load_lowered",
+           "load_plan", "lower_checkpoint", "plan_path_for"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("ExportResult", "export_onnx", "load_plan", "plan_path_for"):
+    if name in ("ExportResult", "export_onnx", "load_plan", "lower_checkpoint", "plan_path_for"):
         from dsp_deploy.export import exporter
 
         return getattr(exporter, name)
+    if name in ("export_torch", "load_lowered"):
+        from dsp_deploy.export import torch_module
+
+        return getattr(torch_module, name)
     raise AttributeError(name)

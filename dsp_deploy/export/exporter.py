@@ -111,28 +111,30 @@ def narrow_plain_graph(plain: "Graph") -> dict[str, str]:
     return {name: f"{before}->{after}" for name, (before, after) in plain.meta.get(NARROWED, {}).items()}
 
 
-def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, lowering: str = "auto",
-                fp16: bool = False, opset: int = 17, parity: bool = True, model_name: str | None = None,
-                plan_batches: Sequence[int] | None = None, cache_path: str | None = None,
-                runs: int = 15, backend: str = ORT_CPU, flavour: str | None = None) -> ExportResult:
-    """Export a checkpoint (path or Checkpoint) or a dense torch ResNet (+ ``model_name``) to ONNX.
+@dataclass
+class Lowered:
+    """A checkpoint lowered by the plan: the graph both the ONNX and the torch export are made of."""
 
-    ``lowering``: auto (chosen per block for ``backend``: measured on ONNX Runtime CPU, see
-    planner.py, or for ``tensorrt`` see trt_planner.py, ``flavour`` picking the TensorRT) or
-    grouped|branches|union|dense. Nothing is written unless onnx.checker and the parity check pass.
-    """
-    import onnx
+    checkpoint: Checkpoint
+    torch_model: Any
+    plan: Plan
+    graph: "Graph"
 
+
+def lower_checkpoint(checkpoint_or_model: Any, *, lowering: str = "auto", model_name: str | None = None,
+                     plan_batches: Sequence[int] | None = None, cache_path: str | None = None,
+                     runs: int = 15, backend: str = ORT_CPU, fp16: bool = False,
+                     flavour: str | None = None) -> Lowered:
+    """Checkpoint (path or Checkpoint) or dense torch ResNet (+ ``model_name``) -> plain graph ->
+    narrowed streams -> plan (measured or forced, for ``backend``) -> lowered graph, with the
+    whole-model fallback (ONNX Runtime CPU plans only)."""
     from dsp_deploy.export.build import build_plain_graph
-    from dsp_deploy.export.onnx_io import to_model
     from dsp_deploy.export.pipeline import lower_graph
     from dsp_deploy.export.planner import auto_plan, forced_plan, whole_model_check
     from dsp_deploy.models import get_config, topology
 
     check_mode(lowering)
     check_backend(backend)
-    if opset < 13:
-        raise UsageError(f"opset {opset} is too old (the exporter needs >= 13; default 17)")
     checkpoint, torch_model = _resolve(checkpoint_or_model, model_name)
     structure = checkpoint.structure
     topo = topology(checkpoint.model, structure.num_classes, structure.input_size)
@@ -149,7 +151,7 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
         plan = auto_plan(plain, topo, batches=batches, runs=runs, cache_path=cache_path)
     else:
         plan = forced_plan(plain, topo, lowering, backend=backend)
-    plan.notes.update(model=checkpoint.model, fp16=fp16, opset=opset)
+    plan.notes.update(model=checkpoint.model)
     if narrowed:
         plan.notes["narrowed_streams"] = narrowed
     graph = plain.copy()
@@ -167,6 +169,32 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
             plan.notes.update(measured.notes, fallback="auto plan slower than dense as a whole", whole_model_min_ms=report)
             graph = plain.copy()
             lower_graph(graph, plan.layers)
+    return Lowered(checkpoint, torch_model, plan, graph)
+
+
+def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, lowering: str = "auto",
+                fp16: bool = False, opset: int = 17, parity: bool = True, model_name: str | None = None,
+                plan_batches: Sequence[int] | None = None, cache_path: str | None = None,
+                runs: int = 15, backend: str = ORT_CPU, flavour: str | None = None) -> ExportResult:
+    """Export a checkpoint (path or Checkpoint) or a dense torch ResNet (+ ``model_name``) to ONNX.
+
+    ``lowering``: auto (chosen per block for ``backend``: measured on ONNX Runtime CPU, see
+    planner.py, or for ``tensorrt`` see trt_planner.py, ``flavour`` picking the TensorRT) or
+    grouped|branches|union|dense. Nothing is written unless onnx.checker and the parity check pass.
+    """
+    import onnx
+
+    from dsp_deploy.export.onnx_io import to_model
+
+    check_mode(lowering)
+    if opset < 13:
+        raise UsageError(f"opset {opset} is too old (the exporter needs >= 13; default 17)")
+    lowered = lower_checkpoint(checkpoint_or_model, lowering=lowering, model_name=model_name,
+                               plan_batches=plan_batches, cache_path=cache_path, runs=runs, backend=backend,
+                               fp16=fp16, flavour=flavour)
+    checkpoint, torch_model, plan, graph = lowered.checkpoint, lowered.torch_model, lowered.plan, lowered.graph
+    structure = checkpoint.structure
+    plan.notes.update(fp16=fp16, opset=opset)
     if fp16:
         from dsp_deploy.export.passes import CastToFloat16
 

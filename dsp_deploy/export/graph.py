@@ -16,9 +16,11 @@ import numpy as np
 from dsp_deploy.errors import ExportError
 
 
-@dataclass
+@dataclass(eq=False)
 class Node:
-    """One ONNX node. ``layer`` names the model layer it implements (for plans and errors)."""
+    """One ONNX node. ``layer`` names the model layer it implements (for plans and errors).
+    Compared by identity: list membership and removal in the passes are about this node, and
+    field-by-field equality made them the exporter's hot spot."""
 
     op: str
     inputs: list[str]
