@@ -67,7 +67,8 @@ def onnx_io(path: Path, name: str, max_batch: int) -> ModelIO:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types for a bad file
-        raise ServingError(f"model '{name}': {path} is not a readable ONNX file ({exc})") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ServingError(f"model '{name}': {path} is not a readable ONNX file ({first})") from None
     inits = {t.name for t in model.graph.initializer}
     raw = []
     for values in ([v for v in model.graph.input if v.name not in inits], list(model.graph.output)):

@@ -130,8 +130,14 @@ def _write_model(root: Path, io: ModelIO, text: str, payload: Path | bytes, file
     (folder / "config.pbtxt").write_text(text)
     if isinstance(payload, bytes):
         (folder / "1" / filename).write_bytes(payload)
-    else:
-        shutil.copyfile(payload, folder / "1" / filename)
+        return
+    shutil.copyfile(payload, folder / "1" / filename)
+    if io.kind == "engine":  # the manifest travels with the plan: serving and checks read it
+        from dsp_deploy.bench.variants import find_manifest
+
+        manifest = find_manifest(payload)
+        assert manifest is not None  # model_io already loaded it
+        shutil.copyfile(manifest, folder / "1" / f"{filename}.json")
 
 
 def build_repository(specs: Sequence[str], out: str | Path, options: RepoOptions) -> list[str]:
@@ -198,9 +204,7 @@ def read_repository(root: str | Path) -> list[RepoModel]:
         path = folder / str(versions[-1]) / filename if versions else None
         if path is None or not path.is_file():
             raise ServingError(f"model '{folder.name}': no model file {filename} in a version folder")
-        io = onnx_io(path, folder.name, config.max_batch_size) if path.suffix == ".onnx" else None
-        if io is not None:
-            check_config(config, io)
+        check_config(config, model_io(f"{folder.name}={path}", config.max_batch_size))
         models.append(RepoModel(folder.name, config, path))
     if not models:
         raise ServingError(f"{root}: no model folder with a config.pbtxt")
