@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,15 +12,9 @@ import pytest
 pytest.importorskip("tritonclient.grpc")
 pytest.importorskip("pytriton")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from dsp_deploy.serving.process import ServeProcess  # noqa: E402
+
 START_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (127.0.0.1)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -77,35 +68,19 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-class ServerProcess:
-    """`python -m dsp_deploy serve ...` in a subprocess; ``stop`` signals it and reports leftovers."""
+class ServerProcess(ServeProcess):
+    """The serve child process plus the descendants it started (tritonserver, backend stubs)."""
 
-    def __init__(self, sources: list[str], log: Path) -> None:
-        self.http, self.grpc = free_port(), free_port()
-        self.http_url, self.grpc_url = f"127.0.0.1:{self.http}", f"127.0.0.1:{self.grpc}"
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-m", "dsp_deploy", "serve", *sources, "--http-port",
-                                      str(self.http), "--grpc-port", str(self.grpc)],
-                                     stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-        self.descendants: list[int] = []
+    descendants: tuple[int, ...] = ()
 
-    def wait_ready(self, models: list[str]) -> None:
-        from dsp_deploy.serving.load import wait_ready
+    def wait_ready(self, models: list[str], timeout_s: float = START_TIMEOUT_S) -> None:
+        super().wait_ready(models, timeout_s)
+        self.descendants = tuple(children(self.proc.pid))
 
-        wait_ready(self.http_url, models, START_TIMEOUT_S, alive=lambda: self.proc.poll() is None)
-        self.descendants = children(self.proc.pid)
-
-    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, list[int]]:
+    def stop_checked(self, sig: int = signal.SIGTERM) -> tuple[int, list[int]]:
         """(exit code, descendant pids still alive afterwards)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode, [p for p in self.descendants if alive(p)]
+        code = self.stop(sig)
+        return code, [p for p in self.descendants if alive(p)]
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +93,6 @@ def server(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
         proc.stop(signal.SIGKILL)
         pytest.fail(f"server did not start:\n{proc.log.read_text()[-3000:]}")
     yield proc
-    _, leftover = proc.stop()
+    _, leftover = proc.stop_checked()
     for pid in leftover:
         os.kill(pid, signal.SIGKILL)

@@ -118,7 +118,7 @@ def test_killed_client_loses_no_other_response(server, dsp_onnx):
 def test_sigint_stops_server_without_orphans(server):
     assert server.descendants, "the server started no tritonserver process"
     started = time.monotonic()
-    code, leftover = server.stop(signal.SIGINT)
+    code, leftover = server.stop_checked(signal.SIGINT)
     assert code == 0, server.log.read_text()[-2000:]
     assert leftover == []
     assert time.monotonic() - started < 60
