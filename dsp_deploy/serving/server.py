@@ -102,7 +102,7 @@ class ModelServer:
     def __init__(self, models: Sequence[RepoModel], options: ServeOptions) -> None:
         self.models = list(models)
         self.options = options
-        self._runners: dict[str, Any] = {}
+        self._runners: dict[str, list[Any]] = {}
         self._triton: Any = None
 
     def start(self) -> ModelServer:
@@ -114,9 +114,10 @@ class ModelServer:
             from pytriton.triton import DEFAULT_PROTECTED_ENDPOINTS, Triton, TritonConfig, TritonSecurityConfig
         except ImportError as exc:
             raise ServingError(f"PyTriton is not installed ({exc}); install dsp-deploy[serve]") from None
-        for model in self.models:
+        for model in self.models:  # one runner per configured instance (instance_group count)
             if model.path is not None:
-                self._runners[model.name] = _runner(model, self.options.threads)
+                count = max(1, sum(g.count for g in model.config.instance_group))
+                self._runners[model.name] = [_runner(model, self.options.threads) for _ in range(count)]
         _python_libdir_first()
         opts = self.options
         config = TritonConfig(http_address=opts.host, http_port=opts.http_port, grpc_address=opts.host,
@@ -128,14 +129,15 @@ class ModelServer:
         self._triton = Triton(config=config, security_config=TritonSecurityConfig(restricted_endpoints=locked))
         try:
             for model in self.models:
-                fn = self._runners[model.name].infer if model.path is not None else _chain(model, self._runners)
+                fns = ([r.infer for r in self._runners[model.name]] if model.path is not None
+                       else [_chain(model, {n: rs[0] for n, rs in self._runners.items()})])
                 cfg = model.config
                 dyn = cfg.dynamic_batching
                 batcher = DynamicBatcher(max_queue_delay_microseconds=dyn.max_queue_delay_microseconds,
                                          preferred_batch_size=list(dyn.preferred_batch_size) or None)
                 tensors = [[Tensor(name=t.name, dtype=np.dtype(t.dtype), shape=t.dims) for t in tensor_list(cfg, k)]
                            for k in ("input", "output")]
-                self._triton.bind(model_name=model.name, infer_func=batch(_as_kwargs(fn)), inputs=tensors[0],
+                self._triton.bind(model_name=model.name, infer_func=[batch(_as_kwargs(fn)) for fn in fns], inputs=tensors[0],
                                   outputs=tensors[1], strict=True,
                                   config=ModelConfig(max_batch_size=cfg.max_batch_size, batcher=batcher,
                                                      batching=cfg.max_batch_size > 0))
@@ -156,8 +158,9 @@ class ModelServer:
         if self._triton is not None:
             self._triton.stop()
             self._triton = None
-        for runner in self._runners.values():
-            runner.deactivate()
+        for runners in self._runners.values():
+            for runner in runners:
+                runner.deactivate()
         self._runners.clear()
 
     def __enter__(self) -> ModelServer:

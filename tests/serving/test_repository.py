@@ -103,3 +103,12 @@ def test_cli_writes_labels_and_refuses_bad_input_without_a_repository(dsp_onnx, 
     assert len(err.splitlines()) == 1 and "missing.onnx" in err
     assert main(["triton-repo", f"a={dsp_onnx}", f"a={dsp_onnx}", "--out", str(other)]) == 1
     assert not other.exists() and not list(tmp_path.glob(".other*"))
+
+
+def test_serve_builds_the_same_checked_config_for_a_bare_onnx_file(dsp_onnx, repo):
+    from dsp_deploy.serving.server import ServeOptions, collect_models
+
+    (model,) = collect_models([f"dsp20={dsp_onnx}"], ServeOptions(max_batch=16, queue_delay_us=2000))
+    assert model.config == configs(repo)["dsp20"] and model.path == dsp_onnx
+    with pytest.raises(ServingError, match="share a name"):
+        collect_models([f"dsp20={dsp_onnx}", str(repo)], ServeOptions())
