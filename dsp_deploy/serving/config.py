@@ -61,7 +61,8 @@ def _dtype(name: str, elem: int, where: str) -> str:
 
 
 def onnx_io(path: Path, name: str, max_batch: int) -> ModelIO:
-    """Inputs/outputs of an ONNX file; a symbolic first dim on every tensor makes it a batched model."""
+    """Inputs/outputs of an ONNX file; a symbolic first dim on every tensor makes it a batched model
+    (unless ``max_batch`` is 0: then the dims keep the first dim, as Triton expects)."""
     import onnx
 
     try:
@@ -75,7 +76,7 @@ def onnx_io(path: Path, name: str, max_batch: int) -> ModelIO:
         raw.append([(v.name, _dtype(v.name, v.type.tensor_type.elem_type, str(path)),
                      [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim])
                     for v in values])
-    batched = all(dims and dims[0] == -1 for group in raw for _, _, dims in group)
+    batched = max_batch > 0 and all(dims and dims[0] == -1 for group in raw for _, _, dims in group)
     cut = 1 if batched else 0
     inputs, outputs = ([TensorIO(n, t, tuple(d[cut:])) for n, t, d in group] for group in raw)
     meta = {p.key: p.value for p in model.metadata_props}

@@ -112,3 +112,11 @@ def test_serve_builds_the_same_checked_config_for_a_bare_onnx_file(dsp_onnx, rep
     assert model.config == configs(repo)["dsp20"] and model.path == dsp_onnx
     with pytest.raises(ServingError, match="share a name"):
         collect_models([f"dsp20={dsp_onnx}", str(repo)], ServeOptions())
+
+
+def test_max_batch_zero_keeps_the_batch_dim_and_no_batcher(dsp_onnx, tmp_path):
+    out = tmp_path / "repo"
+    build_repository([f"m={dsp_onnx}"], out, RepoOptions(max_batch=0))
+    config = configs(out)["m"]
+    assert config.max_batch_size == 0 and list(config.input[0].dims) == [-1, 3, 32, 32]
+    assert not config.HasField("dynamic_batching")
