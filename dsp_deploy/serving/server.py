@@ -137,8 +137,8 @@ class ModelServer:
                                          preferred_batch_size=list(dyn.preferred_batch_size) or None)
                 tensors = [[Tensor(name=t.name, dtype=np.dtype(t.dtype), shape=t.dims) for t in tensor_list(cfg, k)]
                            for k in ("input", "output")]
-                self._triton.bind(model_name=model.name, infer_func=[batch(_as_kwargs(fn)) for fn in fns], inputs=tensors[0],
-                                  outputs=tensors[1], strict=True,
+                self._triton.bind(model_name=model.name, infer_func=[batch(_as_kwargs(fn)) for fn in fns],
+                                  inputs=tensors[0], outputs=tensors[1], strict=True,
                                   config=ModelConfig(max_batch_size=cfg.max_batch_size, batcher=batcher,
                                                      batching=cfg.max_batch_size > 0))
             self._triton.run()
@@ -146,7 +146,8 @@ class ModelServer:
             self.stop()
             if isinstance(exc, ServingError):
                 raise
-            raise ServingError(f"Triton server did not start: {str(exc).strip().splitlines()[0]}") from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ServingError(f"Triton server did not start: {first}") from None
         return self
 
     def is_alive(self) -> bool:
