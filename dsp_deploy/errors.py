@@ -64,3 +64,7 @@ class TrainingError(DSPDeployError):
 
 class BenchError(DSPDeployError):
     """A benchmark cannot run: unknown backend, unusable model file, bad batch size."""
+
+
+class ServingError(DSPDeployError):
+    """A Triton model repository or the model server cannot be built, loaded or started."""

@@ -125,3 +125,22 @@ def library_versions() -> dict[str, str | None]:
             versions["tensorrt"] = version if " " in version else f"{module} {version}"
             break
     return versions
+
+
+def cpu_isa() -> str:
+    """The widest x86 SIMD extension the CPU reports ("AVX-512", "AVX2", "AVX", "SSE4.2"), else the
+    machine name; serving and benchmark reports print it since ONNX Runtime's kernels depend on it."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        text = ""
+    flags: set[str] = set()
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() in ("flags", "Features"):
+            flags = set(value.split())
+            break
+    for flag, label in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"), ("asimd", "NEON")):
+        if flag in flags:
+            return label
+    return platform.machine() or "unknown"

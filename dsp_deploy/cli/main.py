@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "build",
     "bench",
     "compare",
+    "triton_repo",
+    "serve",
 )
 
 log = logging.getLogger("dsp_deploy")
