@@ -47,8 +47,8 @@ def _assert_same_run(resumed, reference) -> None:
     worst = max(float((resumed.state_dict[k].double() - reference.state_dict[k].double()).abs().max())
                 for k in reference.state_dict if reference.state_dict[k].is_floating_point())
     assert worst <= 1e-6, f"weights differ by {worst:.3e} from the uninterrupted run"
-    for key in ("global_step", "epoch"):
-        assert resumed.extra[key] == reference.extra[key]
+    for key in ("global_step", "epoch", "complete"):
+        assert resumed.extra.get(key) == reference.extra.get(key), key
 
 
 def test_train_killed_twice_then_resumed_matches_uninterrupted(cli_ok, cli_spawn, tmp_path):
