@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from dsp_deploy.errors import CheckpointError, DSPDeployError
 from dsp_deploy.structure import ModelStructure, dense_structure
 from dsp_deploy.utils.atomic import atomic_path
+from dsp_deploy.utils.hashing import zip_damage
 
 if TYPE_CHECKING:
     import torch
@@ -83,16 +84,27 @@ def is_torchscript(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a TorchScript archive (e.g. the DSP authors' released models)."""
     if not os.path.isfile(path) or not zipfile.is_zipfile(path):
         return False
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
     return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
 
 
 def _describe_non_checkpoint(path: str) -> str | None:
     """A reason why ``path`` is not our checkpoint, for files torch.load would misread."""
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        return f"is not a readable checkpoint: damaged archive ({str(exc)[:120]})"
     if is_torchscript(path):
         return "is a TorchScript model, not a dsp-deploy checkpoint (convert it with `dsp-deploy import-reference`)"
-    return None
+    damage = zip_damage(path)
+    return f"is not a readable checkpoint: {damage}" if damage else None
 
 
 def _load_failure(exc: Exception) -> str:
@@ -126,13 +138,17 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise CheckpointError(f"{path} has checkpoint format version {payload.get('format_version')!r}; "
                               f"this dsp-deploy reads version {FORMAT_VERSION}")
     try:
-        structure = ModelStructure.from_json(payload["structure"])
+        structure = ModelStructure.from_json(payload.get("structure"))
     except DSPDeployError as exc:
         raise CheckpointError(f"{path}: invalid structure: {exc}") from None
     if structure.model != payload.get("model"):
         raise CheckpointError(f"{path}: structure is for {structure.model} but the checkpoint says {payload.get('model')}")
-    return Checkpoint(str(payload["model"]), dict(payload["state_dict"]), structure, dict(payload.get("config") or {}),
-                      dict(payload.get("metadata") or {}), dict(payload.get("extra") or {}))
+    parts = {key: payload.get(key) for key in ("state_dict", "config", "metadata", "extra")}
+    wrong = [key for key, value in parts.items() if not isinstance(value, Mapping) and (key == "state_dict" or value)]
+    if wrong:
+        raise CheckpointError(f"{path}: malformed checkpoint ('{wrong[0]}' is not a dictionary)")
+    return Checkpoint(structure.model, dict(parts["state_dict"]), structure, dict(parts["config"] or {}),  # type: ignore[arg-type]
+                      dict(parts["metadata"] or {}), dict(parts["extra"] or {}))  # type: ignore[arg-type]
 
 
 def build_model(checkpoint: Checkpoint) -> "torch.nn.Module":

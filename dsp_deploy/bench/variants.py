@@ -141,7 +141,22 @@ def load_manifest(engine: Path) -> dict[str, Any]:
     manifest = find_manifest(engine)
     if manifest is None:
         raise BenchError(f"{engine}: no manifest {engine.name}.json beside the engine")
-    return read_json_object(manifest, BenchError, "engine manifest")
+    data = read_json_object(manifest, BenchError, "engine manifest")
+    _check_engine_file(engine, manifest, data)
+    return data
+
+
+def _check_engine_file(engine: Path, manifest: Path, data: dict[str, Any]) -> None:
+    """BenchError if the plan's size or sha256 differs from what its manifest recorded: a
+    truncated or modified engine is caught here, even where no GPU could deserialize it."""
+    from dsp_deploy.utils.hashing import sha256_file
+
+    size, digest = data.get("engine_bytes"), data.get("engine_sha256")
+    actual = engine.stat().st_size
+    if isinstance(size, int) and not isinstance(size, bool) and size != actual:
+        raise BenchError(f"{engine}: {actual} bytes, but {manifest.name} records {size} (truncated or replaced engine)")
+    if isinstance(digest, str) and digest and sha256_file(engine) != digest:
+        raise BenchError(f"{engine}: sha256 differs from the one in {manifest.name} (corrupted or replaced engine)")
 
 
 def load_variant(path: str | Path, name: str | None = None) -> Variant:
@@ -183,7 +198,16 @@ def engine_batch_ranges(variant: Variant) -> dict[str, tuple[int, int]]:
     ``"profile"``), or top-level ``"min_batch"``/``"max_batch"``, or ``"batch": {"min", "max"}``.
     An empty dict means the manifest states no limit.
     """
-    data = variant.manifest
+    try:
+        return _batch_ranges(variant.manifest)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        manifest = find_manifest(variant.path) or variant.path
+        raise BenchError(f"{manifest}: malformed batch profile in the engine manifest "
+                         f"({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _batch_ranges(data: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """engine_batch_ranges of a manifest dict (may raise on malformed entries)."""
     if "min_batch" in data or "max_batch" in data or isinstance(data.get("batch"), dict):
         batch = data.get("batch") if isinstance(data.get("batch"), dict) else {}
         low = int(batch.get("min", data.get("min_batch", 1)))

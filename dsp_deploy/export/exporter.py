@@ -15,7 +15,7 @@ import numpy as np
 from dsp_deploy.checkpoint import Checkpoint
 from dsp_deploy.errors import ExportError, UsageError
 from dsp_deploy.export.plan import ORT_CPU, TENSORRT, Plan, check_backend, check_mode
-from dsp_deploy.utils.atomic import atomic_path, write_text_atomic
+from dsp_deploy.utils.atomic import atomic_path
 from dsp_deploy.utils.jsonfile import read_json_object
 
 if TYPE_CHECKING:
@@ -210,13 +210,12 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
     diffs = parity_check(blob, torch_model, tuple(structure.input_size), fp16=fp16) if parity else {}
     out = Path(out_path)
     plan_file = plan_path_for(out)
+    # Both go to temporary files first; the plan is renamed into place, then the model: a run killed
+    # at any point leaves either no new model or a complete model with its plan beside it.
     with atomic_path(out) as tmp:
         tmp.write_bytes(blob)
-    try:
-        write_text_atomic(plan_file, plan.to_json())
-    except BaseException:
-        out.unlink(missing_ok=True)
-        raise
+        with atomic_path(plan_file) as plan_tmp:
+            plan_tmp.write_text(plan.to_json(), encoding="utf-8")
     counts: dict[str, int] = {}
     for node in graph.nodes:
         counts[node.op] = counts.get(node.op, 0) + 1

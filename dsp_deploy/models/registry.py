@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -102,6 +103,11 @@ def load_state_dict_file(model: "torch.nn.Module", path: str, model_name: str) -
     """Load a plain state_dict file into ``model``, with one-line errors for every mismatch."""
     import torch
 
+    from dsp_deploy.utils.hashing import zip_damage
+
+    damage = zip_damage(path) if os.path.isfile(path) else None
+    if damage:
+        raise CheckpointError(f"cannot read weights file {path}: {damage}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

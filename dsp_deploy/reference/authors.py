@@ -22,7 +22,7 @@ from dsp_deploy.checkpoint import Checkpoint, provenance
 from dsp_deploy.errors import ReferenceImportError
 from dsp_deploy.models import get_config, topology
 from dsp_deploy.structure import PRUNED, ConvStructure, ModelStructure, dense_structure, validate_structure
-from dsp_deploy.utils.hashing import sha256_file
+from dsp_deploy.utils.hashing import sha256_file, zip_damage
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,9 @@ def _copy(state: dict[str, torch.Tensor], ours: str, theirs: Any, keys: tuple[st
 def _load_scripted(path: str) -> Any:
     if not os.path.isfile(path):
         raise ReferenceImportError(f"file not found: {path}")
+    damage = zip_damage(path)
+    if damage:
+        raise ReferenceImportError(f"{path} is not a readable TorchScript model: {damage}")
     try:
         return torch.jit.load(path, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - not TorchScript / truncated archive

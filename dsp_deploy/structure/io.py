@@ -22,4 +22,9 @@ def load_structure(path: str | os.PathLike[str]) -> ModelStructure:
         raise StructureError(f"structure file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise StructureError(f"cannot read structure file {path}: {exc}") from None
-    return ModelStructure.from_json(text)
+    try:
+        return ModelStructure.from_json(text)
+    except StructureError as exc:  # name the file as well as the layer
+        error = StructureError(f"{os.fspath(path)}: {exc}")
+        error.layer = exc.layer
+        raise error from None

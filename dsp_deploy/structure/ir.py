@@ -16,6 +16,9 @@ from dsp_deploy.errors import StructureError
 SCHEMA_VERSION = 1
 FORMAT_NAME = "dsp-deploy/structure"
 PRUNED = -1
+# Sanity bounds: a model must be buildable from the document (an fc of 10**20 classes is not).
+MAX_CLASSES = 1_000_000
+MAX_INPUT_SIDE = 16_384
 
 
 @dataclass(frozen=True)
@@ -123,16 +126,46 @@ class ConvStructure:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ConvStructure:
-        name = str(data.get("name", "?"))
+    def from_dict(cls, data: Any, where: str = "?") -> ConvStructure:
+        """Parse one layer entry strictly: JSON integers only (no bools, floats or digit strings,
+        which ``int()`` would silently accept or truncate). ``where`` names an entry without a name."""
+        if not isinstance(data, Mapping):
+            raise StructureError(f"layer entry is a {type(data).__name__}, not a JSON object", layer=where)
+        name = data.get("name")
+        if not isinstance(name, str) or not name:
+            raise StructureError(f"layer entry has no \"name\" string (got {_short(name)})", layer=where)
         try:
-            return cls(
-                name, int(data["in_channels"]), int(data["out_channels"]), int(data["kernel_size"]),
-                int(data["stride"]), int(data["groups"]), tuple(data["filter_groups"]),
-                tuple(tuple(c) for c in data["group_inputs"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StructureError(f"malformed layer entry ({type(exc).__name__}: {exc})", layer=name) from None
+            ints = [_json_int(data[key], key) for key in ("in_channels", "out_channels", "kernel_size", "stride", "groups")]
+            filter_groups = _json_int_list(data["filter_groups"], "filter_groups")
+            raw_inputs = data["group_inputs"]
+            if not isinstance(raw_inputs, list):
+                raise TypeError(f"group_inputs must be a list of lists, got {_short(raw_inputs)}")
+            group_inputs = tuple(_json_int_list(c, f"group_inputs[{g}]") for g, c in enumerate(raw_inputs))
+        except KeyError as exc:
+            raise StructureError(f"malformed layer entry (no key {exc})", layer=name) from None
+        except TypeError as exc:
+            raise StructureError(f"malformed layer entry: {exc}", layer=name) from None
+        return cls(name, *ints, filter_groups, group_inputs)
+
+
+def _short(value: Any) -> str:
+    """Type and a bounded repr of a rejected JSON value, for one-line messages."""
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
+def _json_int(value: Any, what: str) -> int:
+    """``value`` if it is an integer (not a bool), else TypeError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an integer, got {_short(value)}")
+    return value
+
+
+def _json_int_list(value: Any, what: str) -> tuple[int, ...]:
+    """A JSON list of integers as a tuple, else TypeError naming ``what``."""
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{what} must be a list of integers, got {_short(value)}")
+    return tuple(_json_int(v, f"{what}[{i}]") for i, v in enumerate(value))
 
 
 @dataclass(frozen=True)
@@ -182,22 +215,38 @@ class ModelStructure:
         if not isinstance(data, Mapping) or data.get("format") != FORMAT_NAME:
             raise StructureError(f"not a structure document (expected \"format\": \"{FORMAT_NAME}\")")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if type(version) is not int or version != SCHEMA_VERSION:  # noqa: E721 - True == 1 must not pass
             raise StructureError(f"unsupported structure schema_version {version!r} (this version reads {SCHEMA_VERSION})")
         try:
-            structure = cls(
-                str(data["model"]), int(data["num_classes"]), tuple(int(s) for s in data["input_size"]),  # type: ignore[arg-type]
-                tuple(ConvStructure.from_dict(l) for l in data["layers"]), dict(data.get("metadata") or {}),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise StructureError(f"malformed structure document ({type(exc).__name__}: {exc})") from None
+            model, layers, metadata = data["model"], data["layers"], data.get("metadata") or {}
+            if not isinstance(model, str):
+                raise TypeError(f"model must be a string, got {_short(model)}")
+            num_classes = _json_int(data["num_classes"], "num_classes")
+            input_size = _json_int_list(data["input_size"], "input_size")
+            if not isinstance(layers, list):
+                raise TypeError(f"layers must be a list, got {_short(layers)}")
+            if not isinstance(metadata, Mapping):
+                raise TypeError(f"metadata must be an object, got {_short(metadata)}")
+        except KeyError as exc:
+            raise StructureError(f"malformed structure document (no key {exc})") from None
+        except TypeError as exc:
+            raise StructureError(f"malformed structure document: {exc}") from None
+        if not 1 <= num_classes <= MAX_CLASSES:
+            raise StructureError(f"num_classes {num_classes} is outside 1..{MAX_CLASSES}")
+        if len(input_size) != 2 or not all(1 <= s <= MAX_INPUT_SIDE for s in input_size):
+            raise StructureError(f"input_size {list(input_size)[:4]} is not [height, width] within 1..{MAX_INPUT_SIDE}")
+        structure = cls(model, num_classes, input_size,  # type: ignore[arg-type]
+                        tuple(ConvStructure.from_dict(l, f"layers[{i}]") for i, l in enumerate(layers)),
+                        dict(metadata))
         validate_structure(structure)
         return structure
 
     @classmethod
     def from_json(cls, text: str) -> ModelStructure:
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise StructureError(f"structure is a {type(text).__name__}, not JSON text")
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise StructureError(f"structure is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, a 5000-digit number, deep nesting
+            raise StructureError(f"structure is not valid JSON: {str(exc)[:200]}") from None
         return cls.from_dict(data)

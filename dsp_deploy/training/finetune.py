@@ -15,6 +15,7 @@ from typing import Any
 from dsp_deploy.errors import DataError, ModelError, TrainingError, UsageError
 from dsp_deploy.training import common
 from dsp_deploy.training.recipe import load_recipe, stage_settings
+from dsp_deploy.utils.atomic import remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
         if not resume_path.is_file():
             raise UsageError(f"--resume: no interrupted fine-tune to continue ({resume_path} not found)")
         previous = load_checkpoint(resume_path)
+        for path in (resume_path, Path(opts.out)):  # temp files of the killed run (its only writer)
+            remove_stale_temps(path)
         if common.structure_fingerprint(previous.structure) != common.structure_fingerprint(ckpt.structure):
             raise TrainingError(f"--resume: {resume_path} was fine-tuning another structure than {source}")
     elif resume_path.exists():

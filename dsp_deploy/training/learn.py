@@ -15,6 +15,7 @@ from typing import Any
 from dsp_deploy.errors import CheckpointError, ModelError, UsageError
 from dsp_deploy.training import common
 from dsp_deploy.training.recipe import load_recipe, stage_settings
+from dsp_deploy.utils.atomic import remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
         if not ckpt_path.is_file():
             raise UsageError(f"--resume: no {CHECKPOINT_NAME} in {out} to continue from")
         previous = load_checkpoint(ckpt_path)
+        remove_stale_temps(ckpt_path)  # a checkpoint write the kill interrupted (this run is its only writer)
         if previous.model != model_name:
             raise ModelError(f"--resume: {ckpt_path} is a {previous.model} run, not {model_name}")
         if previous.extra.get("stage") != stage:

@@ -64,3 +64,15 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write a text file atomically."""
     with atomic_write(path, "w") as handle:
         handle.write(text)
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary siblings (``.NAME.*.tmp``) that a writer of ``path`` killed mid-write
+    (SIGKILL, power loss) left behind. Only for a file this process alone writes, such as the
+    checkpoint of a run being resumed: another live writer's temporary file would go too."""
+    target = Path(path)
+    stale = list(target.parent.glob(f".{target.name}.*.tmp")) if target.parent.is_dir() else []
+    for tmp in stale:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return stale
