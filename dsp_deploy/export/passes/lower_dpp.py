@@ -49,7 +49,8 @@ class LowerDPPConv(Pass):
         result = super().run(graph)
         if result.skipped:
             name, reason = next(iter(result.skipped.items()))
-            raise ExportError(reason, layer=name)
+            layer = next((n.layer for n in graph.nodes if n.name == name and n.layer), name)
+            raise ExportError(reason, layer=layer)
         return result
 
     def rewrite(self, graph: Graph, node: Node) -> None:
