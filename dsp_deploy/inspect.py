@@ -91,8 +91,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"model {summary['model']} ({summary['num_classes']} classes, input {summary['input_size'][0]}x"
         f"{summary['input_size'][1]}), groups {summary['groups']}, method {summary['method']}",
         f"FLOPs (MACs) {_human(summary['flops'])} of {_human(summary['dense_flops'])}: "
-        f"-{summary['flops_reduction_pct']:.2f}%   params {_human(summary['params'])} of "
-        f"{_human(summary['dense_params'])}: -{summary['params_reduction_pct']:.2f}%",
+        f"{-summary['flops_reduction_pct']:+.2f}%   params {_human(summary['params'])} of "
+        f"{_human(summary['dense_params'])}: {-summary['params_reduction_pct']:+.2f}%",
         f"DSP-paper convention (block convs only): FLOPs -{dsp['flops_reduction_pct']:.2f}%, "
         f"params -{dsp['params_reduction_pct']:.2f}%",
         "",
@@ -130,6 +130,8 @@ def add_dppnet_section(summary: dict[str, Any], path: str) -> None:
     summary["method"] = "dppnet"
     summary["flops"] = section["flops"]
     summary["flops_reduction_pct"] = section["flops_reduction_pct"]
+    summary["params"] = section["params"]
+    summary["params_reduction_pct"] = _round(100.0 * (1 - section["params"] / summary["dense_params"]))
 
 
 def summary_json(summary: dict[str, Any]) -> str:

@@ -22,6 +22,9 @@ from dsp_deploy.errors import ModelError
 from dsp_deploy.models.topology import Topology
 
 
+_NOT_PARAMS = {"running_mean", "running_var", "num_batches_tracked", "fixed_mask", "frozen", "threshold"}
+
+
 def pattern_masks(state: Mapping[str, Any], layer: str) -> np.ndarray:
     """The binary masks (P, k, k) of DPP conv ``layer``: its fixed masks once frozen, else the
     learned rule ``mean_{o,i}(|W_p| - t_p) > 0``."""
@@ -72,6 +75,15 @@ def dppnet_costs(state: Mapping[str, Any], topo: Topology) -> dict[str, Any]:
             layers.append(layer_costs(state, spec.name, spec.output_size))
         else:
             plain += spec.dense_macs()
+    params = 0
+    for key, value in state.items():
+        if key.rsplit(".", 1)[-1] in _NOT_PARAMS:
+            continue
+        layer = key.removesuffix(".weight")
+        if key.endswith(".weight") and is_dpp_layer(state, layer):
+            params += int(pattern_masks(state, layer).sum()) * int(np.prod(np.asarray(value).shape[1:3]))
+        else:
+            params += int(np.asarray(value).size)
     fc_in = topo.streams[-1].channels
     fc = fc_in * topo.num_classes
     conv = sum(layer["conv_flops"] for layer in layers)
@@ -94,6 +106,7 @@ def dppnet_costs(state: Mapping[str, Any], topo: Topology) -> dict[str, Any]:
         "plain_conv_flops": plain,
         "fc_flops": fc,
         "flops_without_overheads": plain + fc + conv,
+        "params": params,
         "layers": layers,
     }
 
@@ -105,8 +118,8 @@ def format_dppnet(section: dict[str, Any]) -> str:
 
     lines = [
         f"DPPNet FLOPs (MACs) {m(section['flops'])} of dense {m(section['dense_flops'])}: "
-        f"-{section['flops_reduction_pct']:.2f}%  (DPP convs {m(section['dpp_conv_flops'])} of "
-        f"{m(section['dpp_dense_conv_flops'])}: -{section['dpp_conv_reduction_pct']:.2f}%; "
+        f"{-section['flops_reduction_pct']:+.2f}%  (DPP convs {m(section['dpp_conv_flops'])} of "
+        f"{m(section['dpp_dense_conv_flops'])}: {-section['dpp_conv_reduction_pct']:+.2f}%; "
         f"+ attention {m(section['attention_flops'])} + aggregation {m(section['aggregation_flops'])}; "
         f"stem/downsample {m(section['plain_conv_flops'])}, fc {m(section['fc_flops'])})",
         "",
