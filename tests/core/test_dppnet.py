@@ -110,3 +110,15 @@ def test_random_patterns_hit_the_union_and_costs_add_up() -> None:
     assert costs["dpp_conv_reduction_pct"] == pytest.approx(100 * (1 - 3 / 9))
     assert costs["flops"] == (costs["plain_conv_flops"] + costs["fc_flops"] + costs["dpp_conv_flops"]
                               + costs["attention_flops"] + costs["aggregation_flops"])
+
+
+@pytest.mark.parametrize("name", ["cifar10_resnet20", "cifar10_resnet56", "imagenet_resnet18", "imagenet_resnet34"])
+def test_dppnet_recipes_load(name: str) -> None:
+    from pathlib import Path
+
+    from dsp_deploy.training.recipe import load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "training" / f"dppnet_{name}.json")
+    assert get_config(recipe["model"]).is_dppnet
+    assert recipe["patterns"]["alpha"] == (8e-6 if "imagenet" in name else 1e-4)
+    assert recipe["finetune"]["epochs"] == 40
