@@ -106,3 +106,19 @@ def test_dpp_conv_with_other_geometry_is_refused_naming_the_layer(tmp_path) -> N
     with pytest.raises(UnsupportedLayerError, match="layer3.0.relu"):
         export_onnx(net, tmp_path / "x.onnx", model_name="dppnet-resnet20")
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_cli_export_of_a_dppnet_checkpoint_with_an_empty_layer_is_one_line(tmp_path, capsys) -> None:
+    from dsp_deploy.checkpoint import save_checkpoint
+    from dsp_deploy.cli.main import main
+
+    ckpt, net = _dppnet_checkpoint()
+    net.layer2[0].conv2.freeze(torch.zeros(4, 3, 3))
+    ckpt.state_dict = net.state_dict()
+    save_checkpoint(tmp_path / "d.pt", ckpt)
+    assert main(["export", str(tmp_path / "d.pt"), "--out", str(tmp_path / "d.onnx")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "layer 'layer2.0.conv2'" in err[0] and "mask is empty" in err[0], err
+    assert not (tmp_path / "d.onnx").exists()
+    assert main(["info", str(tmp_path / "d.pt")]) == 0
+    assert "layer2.0.conv2" in capsys.readouterr().out
