@@ -108,8 +108,9 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
                              f"{settings['groups']}")
         if previous.extra.get("complete"):
             log.info("%s is already complete; nothing to resume", ckpt_path)
-            return {"checkpoint": str(ckpt_path), "metrics": str(metrics_path), "complete": True,
+            done = {"checkpoint": str(ckpt_path), "metrics": str(metrics_path), "complete": True,
                     "val_accuracy": previous.metadata.get("val_accuracy"), "resumed": False}
+            return dict(done, patterns="learned (run already complete)") if dppnet else done
     elif ckpt_path.exists():
         raise UsageError(f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it "
                          "or choose another --out")
