@@ -50,14 +50,19 @@ def _graph(conv: DPPConv2d, bn: torch.nn.BatchNorm2d, size: int) -> Graph:
     return g
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_single_dpp_conv_lowering_matches_torch_at_any_batch(stride: int) -> None:
+@pytest.mark.parametrize("stride,layout", [(1, "nhwc"), (2, "nhwc"), (1, "nchw"), (2, "nchw")])
+def test_single_dpp_conv_lowering_matches_torch_at_any_batch(stride: int, layout: str) -> None:
     conv, bn = _dpp_and_bn(stride)
     g = _graph(conv, bn, 6)
+    if layout == "nchw":
+        g.nodes[0].attrs["layout"] = "nchw"
     result = LowerDPPConv().run(g)
     assert result.applied == 1
-    assert ops(g) == {"GlobalAveragePool": 1, "Flatten": 1, "Gemm": 2, "Relu": 1, "Reshape": 4, "Softmax": 1,
-                      "MatMul": 2, "Pad": 1, "Slice": 3, "Concat": 1, "Add": 1}
+    expected = {"GlobalAveragePool": 1, "Flatten": 1, "Gemm": 2, "Relu": 1, "Reshape": 4, "Softmax": 1,
+                "MatMul": 2, "Pad": 1, "Slice": 3, "Concat": 1, "Add": 1}
+    if layout == "nhwc":
+        expected["Transpose"] = 3  # input to channels-last, kernel, output back to NCHW
+    assert ops(g) == expected
     for batch in (1, 3, 8):
         x = np.random.default_rng(batch).standard_normal((batch, 4, 6, 6)).astype(np.float32)
         with torch.no_grad():
