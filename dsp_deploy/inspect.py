@@ -91,8 +91,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"model {summary['model']} ({summary['num_classes']} classes, input {summary['input_size'][0]}x"
         f"{summary['input_size'][1]}), groups {summary['groups']}, method {summary['method']}",
         f"FLOPs (MACs) {_human(summary['flops'])} of {_human(summary['dense_flops'])}: "
-        f"-{summary['flops_reduction_pct']:.2f}%   params {_human(summary['params'])} of "
-        f"{_human(summary['dense_params'])}: -{summary['params_reduction_pct']:.2f}%",
+        f"{-summary['flops_reduction_pct']:+.2f}%   params {_human(summary['params'])} of "
+        f"{_human(summary['dense_params'])}: {-summary['params_reduction_pct']:+.2f}%",
         f"DSP-paper convention (block convs only): FLOPs -{dsp['flops_reduction_pct']:.2f}%, "
         f"params -{dsp['params_reduction_pct']:.2f}%",
         "",
@@ -104,7 +104,34 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"{layer['name']:<26} {shape:>13} {layer['groups']:>2} "
             f"{','.join(map(str, layer['filters_per_group'])):>16} {','.join(map(str, layer['inputs_per_group'])):>16} "
             f"{_human(layer['flops']):>8} {layer['flops_reduction_pct']:>6.1f}")
+    if "dppnet" in summary:
+        from dsp_deploy.dppnet.costs import format_dppnet
+
+        lines += ["", format_dppnet(summary["dppnet"])]
     return "\n".join(lines)
+
+
+def add_dppnet_section(summary: dict[str, Any], path: str) -> None:
+    """For a DPPNet checkpoint: add the `dppnet` section (pattern FLOPs, see dppnet/costs.py) and
+    make its totals the summary's FLOPs (the dense structure alone would report 9 taps per kernel)."""
+    from dsp_deploy.models import get_config
+
+    if not get_config(summary["model"]).is_dppnet:
+        return
+    from dsp_deploy.checkpoint import load_checkpoint
+    from dsp_deploy.dppnet.costs import dppnet_costs
+
+    with open(path, "rb") as handle:
+        if handle.read(64).lstrip().startswith(b"{"):
+            raise CheckpointError(f"{path}: a DPPNet's FLOPs depend on its learned patterns; pass the checkpoint")
+    checkpoint = load_checkpoint(path)
+    section = dppnet_costs(checkpoint.state_dict, topology_for(checkpoint.structure))
+    summary["dppnet"] = section
+    summary["method"] = "dppnet"
+    summary["flops"] = section["flops"]
+    summary["flops_reduction_pct"] = section["flops_reduction_pct"]
+    summary["params"] = section["params"]
+    summary["params_reduction_pct"] = _round(100.0 * (1 - section["params"] / summary["dense_params"]))
 
 
 def summary_json(summary: dict[str, Any]) -> str:

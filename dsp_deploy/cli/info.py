@@ -14,9 +14,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsp_deploy.inspect import format_summary, load_any_structure, summarize, summary_json
+    from dsp_deploy.inspect import add_dppnet_section, format_summary, load_any_structure, summarize, summary_json
 
     structure, metadata = load_any_structure(args.path)
     summary = summarize(structure, metadata)
+    add_dppnet_section(summary, args.path)
     print(summary_json(summary) if args.json else format_summary(summary))
     return 0

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from dsp_deploy.errors import UsageError
 
-BASELINES: tuple[str, ...] = ("l1", "l1-inner", "tp")
+BASELINES: tuple[str, ...] = ("l1", "l1-inner", "tp", "dppnet")
 DEFAULT_BASELINES: tuple[str, ...] = ("l1", "tp")
 QUICK_RUNS = 10
 QUICK_WARMUP = 3

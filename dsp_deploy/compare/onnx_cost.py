@@ -48,9 +48,21 @@ def onnx_costs(path: str | os.PathLike[str]) -> tuple[int, dict[str, int]]:
             if not weight or not out or any(d <= 0 for d in out[2:]):
                 raise BenchError(f"{path}: cannot tell the shapes of Conv node '{node.name}' to count MACs")
             total += math.prod(weight) * math.prod(out[2:])
+        elif node.op_type == "MatMul" and _batched_matmul_macs(dims, node) is not None:
+            total += _batched_matmul_macs(dims, node)  # type: ignore[operator]
         elif node.op_type in ("Gemm", "MatMul"):
             weight = dims.get(node.input[1])
             if not weight:
                 raise BenchError(f"{path}: cannot tell the weight shape of {node.op_type} node '{node.name}'")
             total += math.prod(weight)
     return total, moves
+
+
+def _batched_matmul_macs(dims: dict[str, list[int]], node) -> int | None:  # noqa: ANN001
+    """MACs of a MatMul from its output shape and reduction size, the (dynamic) batch axis counted
+    as 1: covers activation x activation products (DPPNet's per-sample kernels), which have no weight
+    shape to read. None when the shapes are not fully known past the batch axis."""
+    a, out = dims.get(node.input[0]), dims.get(node.output[0])
+    if not a or not out or a[-1] <= 0 or any(d <= 0 for d in out[1:]):
+        return None
+    return a[-1] * math.prod(out[1:]) * max(out[0], 1) if len(out) > 1 else None

@@ -207,7 +207,8 @@ def verdicts(result: CompareResult, *, each: bool = False) -> list[Verdict]:
     rows = _rows_at(result)
     out = []
     for dsp in (v for v in result.variants if v.method == "dsp" and v.ok):
-        baselines = [v.name for v in result.variants if v.matched_to == dsp.name and v.ok]
+        baselines = [v.name for v in result.variants
+                     if v.matched_to == dsp.name and v.ok and v.method != "dppnet"]  # channel pruning only
         for backend, threads in result.settings():
             for batch in result.batches():
                 mine = rows.get((dsp.name, backend, threads, batch))

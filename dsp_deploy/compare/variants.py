@@ -188,6 +188,10 @@ def build_variants(config: CompareConfig) -> tuple[list[BuiltVariant], str]:
         for key in ("l1", "l1-inner"):
             if key in config.baselines:
                 built.append(_l1_variant(f"{key}{suffix}", key == "l1", dense, dsp, topo, config.tolerance))
+        if "dppnet" in config.baselines:
+            from dsp_deploy.dppnet.compare import dppnet_variant
+
+            built.append(dppnet_variant(f"dppnet{suffix}", dense, dsp, config.seed))
         if "tp" in config.baselines:
             try:
                 built.append(_tp_variant(f"tp{suffix}", dense, dsp, input_shape, config.tolerance))

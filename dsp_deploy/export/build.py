@@ -28,7 +28,25 @@ def _weight(weights: Mapping[str, np.ndarray], key: str, layer: str) -> np.ndarr
         raise UnsupportedLayerError(f"no weight '{key}' in the state_dict", layer=layer) from None
 
 
+def _dpp_conv(graph: Graph, x: str, spec, weights: Mapping[str, np.ndarray]):  # noqa: ANN001, ANN202
+    """The DPPConv pseudo-node of a DPPNet conv (lowered by passes/lower_dpp.py); ``weights`` must
+    hold ``<layer>.pattern_mask`` (the masks as the torch model computes them)."""
+    from dsp_deploy.export.passes.lower_dpp import DPP_OP
+    from dsp_deploy.models.dpp import TEMPERATURE
+
+    keys = ("weight", "pattern_mask", "attention.fc1.weight", "attention.fc2.weight", "attention.fc2.bias")
+    values = [_weight(weights, f"{spec.name}.{key}", spec.name) for key in keys]
+    if values[0].shape[1:] != (spec.out_channels, spec.in_channels, spec.kernel_size, spec.kernel_size):
+        raise UnsupportedLayerError(f"DPP weight shape {values[0].shape} does not match the model", layer=spec.name)
+    inputs = [x] + [graph.const(v, f"{spec.name}.{key}") for key, v in zip(keys, values)]
+    return graph.add(DPP_OP, inputs, layer=spec.name, name=spec.name, attrs={
+        "stride": spec.stride, "padding": spec.padding, "out_size": list(spec.output_size),
+        "temperature": TEMPERATURE})
+
+
 def _conv_bn(graph: Graph, x: str, spec, weights: Mapping[str, np.ndarray], relu: bool) -> str:  # noqa: ANN001
+    if f"{spec.name}.threshold" in weights:
+        return _bn_relu(graph, _dpp_conv(graph, x, spec, weights), spec, weights, relu)
     w = _weight(weights, f"{spec.name}.weight", spec.name)
     if w.shape != (spec.out_channels, spec.in_channels, spec.kernel_size, spec.kernel_size):
         raise UnsupportedLayerError(f"weight shape {w.shape} does not match the model", layer=spec.name)
@@ -38,6 +56,10 @@ def _conv_bn(graph: Graph, x: str, spec, weights: Mapping[str, np.ndarray], relu
     pad = spec.padding
     conv = graph.add("Conv", inputs, layer=spec.name, name=spec.name, attrs={
         "kernel_shape": [spec.kernel_size] * 2, "strides": [spec.stride] * 2, "pads": [pad] * 4, "group": 1})
+    return _bn_relu(graph, conv, spec, weights, relu)
+
+
+def _bn_relu(graph: Graph, conv, spec, weights: Mapping[str, np.ndarray], relu: bool) -> str:  # noqa: ANN001
     bn_params = [graph.const(_weight(weights, f"{spec.bn}.{k}", spec.bn), f"{spec.bn}.{k}")
                  for k in ("weight", "bias", "running_mean", "running_var")]
     bn = graph.add("BatchNormalization", [conv.outputs[0], *bn_params], layer=spec.name, name=spec.bn,

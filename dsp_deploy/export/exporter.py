@@ -189,6 +189,11 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
     check_mode(lowering)
     if opset < 13:
         raise UsageError(f"opset {opset} is too old (the exporter needs >= 13; default 17)")
+    from dsp_deploy.models import get_config
+
+    if get_config(getattr(checkpoint_or_model, "model", None) or model_name or "resnet20").is_dppnet \
+            or _is_dppnet_file(checkpoint_or_model):
+        return _export_dppnet(checkpoint_or_model, out_path, model_name, fp16=fp16, opset=opset, parity=parity)
     lowered = lower_checkpoint(checkpoint_or_model, lowering=lowering, model_name=model_name,
                                plan_batches=plan_batches, cache_path=cache_path, runs=runs, backend=backend,
                                fp16=fp16, flavour=flavour)
@@ -221,6 +226,32 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
         counts[node.op] = counts.get(node.op, 0) + 1
     log.info("wrote %s (%d nodes) and %s", out, len(graph.nodes), plan_file)
     return ExportResult(out, plan_file, plan, diffs, counts, checkpoint.model)
+
+
+def _is_dppnet_file(source: Any) -> bool:
+    """True if ``source`` is a path to a DPPNet checkpoint."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    from dsp_deploy.checkpoint import load_checkpoint
+    from dsp_deploy.models import get_config
+
+    return get_config(load_checkpoint(source).model).is_dppnet
+
+
+def _export_dppnet(source: Any, out_path: str | os.PathLike[str], model_name: str | None, **options: Any
+                   ) -> ExportResult:
+    """DPPNet checkpoints and modules go through export/dppnet.py (its own lowering)."""
+    from dsp_deploy.checkpoint import build_model, dense_checkpoint, load_checkpoint
+    from dsp_deploy.export.dppnet import export_dppnet
+
+    if isinstance(source, (str, os.PathLike)):
+        checkpoint = load_checkpoint(source)
+    elif isinstance(source, Checkpoint):
+        checkpoint = source
+    else:
+        checkpoint = dense_checkpoint(str(model_name), source)
+        return export_dppnet(checkpoint, source.eval(), out_path, **options)
+    return export_dppnet(checkpoint, build_model(checkpoint), out_path, **options)
 
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:

@@ -23,6 +23,11 @@ class ModelConfig:
     family: str  # "cifar" (32x32, 10 classes) or "imagenet" (224x224, 1000 classes)
     block: str
     layers: tuple[int, ...]
+    conv: str = "plain"  # "plain", or "dpp": DPPNet convs in every 3x3 conv of the residual blocks
+
+    @property
+    def is_dppnet(self) -> bool:
+        return self.conv == "dpp"
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -53,6 +58,9 @@ for _name, _block, _layers in (
     ("resnet101", "bottleneck", (3, 4, 23, 3)),
 ):
     _CONFIGS[_name] = ModelConfig(_name, "imagenet", _block, _layers)
+for _base in ("resnet20", "resnet56", "resnet18", "resnet34"):  # DPPNet (Lee et al., CIKM 2022)
+    _plain = _CONFIGS[_base]
+    _CONFIGS[f"dppnet-{_base}"] = ModelConfig(f"dppnet-{_base}", _plain.family, _plain.block, _plain.layers, "dpp")
 
 
 def list_models() -> list[str]:
@@ -94,6 +102,10 @@ def create(name: str, num_classes: int | None = None, weights: str | None = None
     config = get_config(name)
     model = ResNet(config.block, config.layers, config.widths, num_classes or config.default_num_classes,
                    cifar_stem=config.family == "cifar")
+    if config.is_dppnet:
+        from dsp_deploy.models.dpp import to_dppnet
+
+        to_dppnet(model)
     if weights is not None:
         load_state_dict_file(model, weights, name)
     return model

@@ -37,6 +37,7 @@ def side_files(out: str) -> tuple[Path, Path]:
 def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
     """Fine-tune; returns a summary (accuracy before/after, files, structure fingerprint per rank)."""
     from dsp_deploy.checkpoint import Checkpoint, build_model, load_checkpoint, provenance, save_checkpoint
+    from dsp_deploy.models import get_config
     from dsp_deploy.structure.validate import topology_for
     from dsp_deploy.training.data import check_data, loaders_from_settings
     from dsp_deploy.training.distributed import init_distributed, shutdown
@@ -73,6 +74,12 @@ def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
                          "continue it or delete that file")
     model = build_model(previous or ckpt).train()
     topo = topology_for(ckpt.structure)
+    dppnet = get_config(ckpt.model).is_dppnet
+    if dppnet:  # DPPNet fine-tuning: the learned pattern masks are fixed from here on
+        from dsp_deploy.dppnet.training import FrozenPatternHook, check_frozen
+        from dsp_deploy.models.dpp import freeze_patterns
+
+        freeze_patterns(model)
 
     ctx = init_distributed(opts.device)
     try:
@@ -97,6 +104,8 @@ def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
 
         def save(state: dict[str, Any], final: bool) -> None:
             _check_masks(model, masks)
+            if dppnet:
+                check_frozen(model)
             fields = {"val_accuracy": trainer.last_val["accuracy"]} if final and trainer.last_val else {}
             out = Checkpoint(ckpt.model, model.state_dict(), ckpt.structure, dict(ckpt.config), dict(meta, **fields),
                              {"stage": "finetune", "complete": final, "resume": None if final else state})
@@ -104,7 +113,8 @@ def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
             if final and resume_path.exists():
                 resume_path.unlink()
 
-        trainer = Trainer(model, ctx, loaders.train, loaders.val, loop_cfg, hook=MaskHook(masks), save=save,
+        hook = FrozenPatternHook() if dppnet else MaskHook(masks)
+        trainer = Trainer(model, ctx, loaders.train, loaders.val, loop_cfg, hook=hook, save=save,
                           metrics=metrics)
         if previous is not None:
             trainer.restore(previous.extra.get("resume") or {})

@@ -32,9 +32,11 @@ class TrainOptions(common.RunSettings):
     init: str | None = None
 
 
-def _check_settings(settings: dict[str, Any], dense: bool) -> None:
+def _check_settings(settings: dict[str, Any], dense: bool, dppnet: bool = False) -> None:
     common.check_loop_settings(settings)
-    if not dense:
+    if dppnet:
+        common.check_positive("alpha", settings["alpha"], allow_zero=True)
+    elif not dense:
         common.check_positive("groups", settings["groups"], integer=True)
         common.check_positive("tau", settings["tau"])
         common.check_positive("lambda", settings["lambda"], allow_zero=True)
@@ -48,6 +50,15 @@ def _initial_weights(opts: TrainOptions, model_name: str, num_classes: int) -> d
     from dsp_deploy.checkpoint import build_model, load_checkpoint
 
     ckpt = load_checkpoint(common.resolve_checkpoint_arg(opts.init))
+    from dsp_deploy.models import get_config
+
+    if get_config(model_name).is_dppnet:
+        from dsp_deploy.dppnet.training import dppnet_init_weights
+
+        state = dppnet_init_weights(ckpt, model_name, opts.init)
+        if ckpt.num_classes != num_classes:
+            raise ModelError(f"--init {opts.init} has {ckpt.num_classes} classes but the dataset has {num_classes}")
+        return state
     if ckpt.model != model_name:
         raise ModelError(f"--init {opts.init} is a {ckpt.model} checkpoint, not {model_name}")
     if not all(layer.is_dense for layer in ckpt.structure.layers):
@@ -71,11 +82,13 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
     model_name = opts.model or recipe["model"]
     if not model_name:
         raise UsageError("no model: pass --model NAME (or a --recipe that names one)")
-    get_config(model_name)
-    stage = "pretrain" if opts.dense else "train"
+    dppnet = get_config(model_name).is_dppnet
+    if dppnet and opts.dense:
+        raise UsageError(f"--dense trains plain ResNets; {model_name} learns its patterns (drop --dense)")
+    stage = "pretrain" if opts.dense else ("patterns" if dppnet else "train")
     settings = stage_settings(recipe, stage, opts.overrides)
     data_cfg = stage_settings(recipe, "data", opts.data_overrides)
-    _check_settings(settings, opts.dense)
+    _check_settings(settings, opts.dense, dppnet)
     info = check_data(opts.data)
     out = Path(opts.out)
     ckpt_path, metrics_path = out / CHECKPOINT_NAME, out / METRICS_NAME
@@ -92,13 +105,14 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
         if previous.extra.get("stage") != stage:
             raise UsageError(f"--resume: {ckpt_path} is a '{previous.extra.get('stage')}' run, not '{stage}' "
                              "(--dense must match the interrupted run)")
-        if not opts.dense and previous.extra.get("groups") != settings["groups"]:
+        if stage == "train" and previous.extra.get("groups") != settings["groups"]:
             raise UsageError(f"--resume: {ckpt_path} learns {previous.extra.get('groups')} groups, not "
                              f"{settings['groups']}")
         if previous.extra.get("complete"):
             log.info("%s is already complete; nothing to resume", ckpt_path)
-            return {"checkpoint": str(ckpt_path), "metrics": str(metrics_path), "complete": True,
+            done = {"checkpoint": str(ckpt_path), "metrics": str(metrics_path), "complete": True,
                     "val_accuracy": previous.metadata.get("val_accuracy"), "resumed": False}
+            return dict(done, patterns="learned (run already complete)") if dppnet else done
     elif ckpt_path.exists():
         raise UsageError(f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it "
                          "or choose another --out")
@@ -118,22 +132,29 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
                               progress=opts.progress,
                               eval_each_epoch=opts.eval_each_epoch, stage=stage)
         steps = loop_cfg.iterations or loop_cfg.epochs * len(loaders.train)
-        learner = None
-        if not opts.dense:
+        learner: Any = None
+        if dppnet:
+            from dsp_deploy.dppnet.training import PatternSparsityHook
+
+            learner = PatternSparsityHook(settings["alpha"])
+        elif not opts.dense:
             from dsp_deploy.training.grouping import GroupLearner
 
             learner = GroupLearner(topo, settings["groups"], tau=settings["tau"], lam=settings["lambda"],
                                    total_steps=steps, lr=settings["group_lr"], betas=tuple(settings["group_betas"]),
                                    lookahead=settings["lookahead"], seed=opts.seed, dist=ctx, device=ctx.device)
         metrics = MetricsLog(metrics_path, enabled=ctx.is_main, fresh=previous is None)
-        structure = dense_structure(topo, {"method": "dense" if opts.dense else "group-learning"})
+        method = "dense" if opts.dense else ("dppnet" if dppnet else "group-learning")
+        structure = dense_structure(topo, {"method": method})
         meta = provenance(stage=stage, data=opts.data, dataset=info.to_dict(), settings=settings,
                           seed=opts.seed, world_size=ctx.world_size, init=opts.init)
 
         def save(state: dict[str, Any], final: bool) -> None:
             extra: dict[str, Any] = {"stage": stage, "complete": final, "resume": None if final else state,
                                      "epoch": state["epoch"], "global_step": state["global_step"]}
-            if learner is not None:
+            if dppnet:
+                extra.update(alpha=settings["alpha"])
+            elif learner is not None:
                 extra.update(group_logits=learner.logits_cpu(), groups=learner.groups,
                              tau=learner.tau, **{"lambda": learner.lam})
             fields = {"val_accuracy": trainer.last_val["accuracy"]} if final and trainer.last_val else {}
@@ -145,18 +166,23 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
             trainer.restore(previous.extra.get("resume") or {})
             metrics.log("resume", stage=stage, step=trainer.global_step)
         with common.cleanup_on_failure(out, ckpt_path):
-            if learner is not None:
+            if learner is not None and not dppnet:
                 learner.sync()
                 _assert_same_logits(ctx, learner)
             result = trainer.run()
-            if learner is not None:
+            if learner is not None and not dppnet:
                 _assert_same_logits(ctx, learner)
         summary = {"checkpoint": str(ckpt_path), "metrics": str(metrics_path), "complete": True,
                    "val_accuracy": result["val_accuracy"], "epochs": result["epochs"], "steps": result["steps"],
                    "time_s": result["time_s"], "world_size": ctx.world_size, "rank": ctx.rank,
                    "resumed": previous is not None}
-        if learner is not None:
+        if learner is not None and not dppnet:
             summary["groups"] = learner.groups
+        if dppnet:
+            from dsp_deploy.models.dpp import dpp_convs
+
+            union = [int((c.pattern_scores() > 0).any(dim=0).sum()) for _, c in dpp_convs(model)]
+            summary["patterns"] = f"union taps per DPP conv: mean {sum(union) / len(union):.2f} of 9"
         return summary
     finally:
         shutdown(ctx)

@@ -70,6 +70,9 @@ def prune_checkpoint(opts: PruneOptions) -> dict[str, Any]:
 
     source = common.resolve_checkpoint_arg(opts.checkpoint)
     ckpt = load_checkpoint(source)
+    from dsp_deploy.dppnet.training import refuse_dppnet
+
+    refuse_dppnet(ckpt.model, source, "the DSP pruner (`prune`)")
     if not all(layer.is_dense for layer in ckpt.structure.layers):
         raise CheckpointError(f"{source} is already pruned; prune a dense or group-learned checkpoint")
     if ckpt.extra.get("complete") is False:

@@ -1,7 +1,7 @@
 """Training recipes: JSON files with the settings of each stage (torch-free).
 
 A recipe has the sections ``data``, ``pretrain`` (dense training), ``train`` (group learning),
-``prune`` and ``finetune``, plus ``model``. Values resolve in this order: command-line option,
+``prune`` and ``finetune``, plus ``model`` (and ``patterns``: DPPNet's pattern learning). Values resolve in this order: command-line option,
 then recipe file, then the built-in defaults below (the DSP paper's CIFAR-10 settings).
 """
 from __future__ import annotations
@@ -26,12 +26,14 @@ DEFAULTS: dict[str, Any] = {
         "groups": 4, "tau": 1.0, "lambda": 2e-3, "group_lr": 1e-3, "group_betas": [0.9, 0.999], "lookahead": True,
     },
     "prune": {"flops_reduction": None, "flops_metric": None, "groups": None, "channel_multiple": None},
+    "patterns": {"epochs": 90, "iterations": None, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
+                 "warmup_epochs": 0.0, "alpha": 1e-4},  # DPPNet pattern learning (authors' train.py defaults)
     "finetune": {"epochs": 400, "iterations": None, "lr": 0.015, "momentum": 0.9, "weight_decay": 1e-3,
                  "warmup_epochs": 0.0},
 }
 _NULLABLE = {("model",), ("pretrain", "iterations"), ("train", "iterations"), ("finetune", "iterations"),
              ("prune", "flops_reduction"), ("prune", "flops_metric"), ("prune", "groups"),
-             ("prune", "channel_multiple")}
+             ("prune", "channel_multiple"), ("patterns", "iterations")}
 
 
 def _check(where: str, key_path: tuple[str, ...], value: Any, default: Any) -> None:

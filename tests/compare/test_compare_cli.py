@@ -106,3 +106,20 @@ def test_imports_stay_light() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                           env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_dppnet_row_at_the_nearest_flops(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    proc = compare("--model", "resnet20", "--groups", "2", "--flops-reduction", "0.6", "--quick", "--batch", "1",
+                   "--runs", "3", "--baselines", "dppnet", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    variants = {v["name"]: v for v in doc["variants"]}
+    assert set(variants) == {"dense", "dsp", "dppnet"}
+    dpp = variants["dppnet"]
+    assert dpp["method"] == "dppnet" and dpp["matched_to"] == "dsp" and dpp["status"] == "ok"
+    assert dpp["onnx_flops"] == dpp["flops"]  # the DPP lowering executes what the FLOPs count says
+    assert abs(dpp["flops_match_pct"]) < 25  # whole taps: the nearest of 9 pattern sizes
+    assert "DSP vs best channel-pruned" not in proc.stdout  # DPPNet is not a channel-pruning baseline
+    assert {(r["variant"], r["batch"]) for r in doc["rows"]} == {(v, 1) for v in variants}

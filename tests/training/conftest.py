@@ -84,3 +84,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ok(run_cli("prune", "RUN/checkpoint.pt", "--flops-reduction", "0.6", "--out", "P.pt", "--no-progress", cwd=work))
     ok(run_cli("finetune", "P.pt", "--data", TINY_DATA, "--epochs", "1", "--out", "F.pt", *TINY_BATCH, cwd=work))
     return {"work": work, "run": work / "RUN", "pruned": work / "P.pt", "finetuned": work / "F.pt"}
+
+
+@pytest.fixture(scope="session")
+def dpp_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DPPNet ResNet-20 through the CLI: pattern learning (alpha 8e-6) then fine-tuning, 1 epoch each."""
+    work = tmp_path_factory.mktemp("dppnet")
+    ok(run_cli("train", "--model", "dppnet-resnet20", "--data", TINY_DATA, "--epochs", "1", "--alpha", "8e-6",
+               "--out", "RUN", *TINY_BATCH, cwd=work))
+    ok(run_cli("finetune", "RUN", "--data", TINY_DATA, "--epochs", "1", "--out", "F.pt", *TINY_BATCH, cwd=work))
+    return work

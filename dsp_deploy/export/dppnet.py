@@ -1,0 +1,110 @@
+"""Export of DPPNet checkpoints: plain graph with DPPConv pseudo-nodes -> BatchNorm folding of
+the plain convs -> LowerDPPConv (see passes/lower_dpp.py) -> ONNX with a dynamic batch axis,
+checked (onnx.checker, parity with the torch model at batch 1, 3 and 8 from the one file)
+before the file and its plan JSON are written atomically."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from dsp_deploy.checkpoint import Checkpoint
+from dsp_deploy.errors import UnsupportedLayerError, UsageError
+
+log = logging.getLogger(__name__)
+
+DPP_PARITY_BATCHES = (1, 3, 8)
+_DPP_ATTRS = ("kernel_size", "stride", "padding", "patterns", "in_channels", "out_channels")
+
+
+def check_dpp_module(model: Any, model_name: str) -> None:
+    """UnsupportedLayerError naming the layer if a DPP conv differs from the registry's (geometry,
+    pattern count, attention temperature) or the model holds layers a DPPNet does not have."""
+    from dsp_deploy.export.torch_check import check_module
+    from dsp_deploy.models import create
+    from dsp_deploy.models.dpp import dpp_convs
+
+    check_module(model, model_name)
+    reference = dict(dpp_convs(create(model_name, num_classes=model.fc.out_features)))
+    for name, conv in dpp_convs(model):
+        expected = reference[name]
+        for attr in _DPP_ATTRS:
+            if getattr(conv, attr) != getattr(expected, attr):
+                raise UnsupportedLayerError(f"DPPConv2d with {attr}={getattr(conv, attr)} (expected "
+                                            f"{getattr(expected, attr)}) cannot be lowered", layer=name)
+        if conv.attention.temperature != expected.attention.temperature:
+            raise UnsupportedLayerError(f"attention temperature {conv.attention.temperature} (expected "
+                                        f"{expected.attention.temperature}) cannot be lowered", layer=name)
+
+
+def dpp_weights(model: Any) -> dict[str, Any]:
+    """The state_dict as numpy arrays plus each DPP conv's masks as torch computes them."""
+    import torch
+
+    from dsp_deploy.models.dpp import dpp_convs
+
+    weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for name, conv in dpp_convs(model):
+            weights[f"{name}.pattern_mask"] = conv.pattern_mask().detach().cpu().numpy()
+    return weights
+
+
+def lower_dppnet_graph(checkpoint: Checkpoint, model: Any):  # noqa: ANN201
+    """The lowered graph (export.graph.Graph) of a DPPNet model."""
+    from dsp_deploy.export.build import build_plain_graph
+    from dsp_deploy.export.passes import FoldBatchNorm
+    from dsp_deploy.export.passes.lower_dpp import LowerDPPConv
+    from dsp_deploy.models import get_config, topology
+
+    structure = checkpoint.structure
+    topo = topology(checkpoint.model, structure.num_classes, structure.input_size)
+    graph = build_plain_graph(topo, dpp_weights(model), structure,
+                              stem_pool=get_config(checkpoint.model).family == "imagenet")
+    FoldBatchNorm().run(graph)
+    LowerDPPConv().run(graph)
+    return graph
+
+
+def export_dppnet(checkpoint: Checkpoint, model: Any, out_path: str | os.PathLike[str], *, fp16: bool, opset: int,
+                  parity: bool):  # noqa: ANN201
+    """Export a DPPNet (batch axis dynamic); returns an export.exporter.ExportResult."""
+    import onnx
+
+    from dsp_deploy.errors import ExportError
+    from dsp_deploy.export.exporter import ExportResult, parity_check, plan_path_for
+    from dsp_deploy.export.onnx_io import to_model
+    from dsp_deploy.export.plan import Plan
+    from dsp_deploy.utils.atomic import atomic_path, write_text_atomic
+
+    if fp16:
+        raise UsageError("--fp16 is not supported for DPPNet exports yet (float32 only)")
+    check_dpp_module(model, checkpoint.model)
+    graph = lower_dppnet_graph(checkpoint, model)
+    plan = Plan("dppnet", {}, notes={"model": checkpoint.model, "opset": opset, "fp16": False,
+                                     "lowering": "DPP convs: attention + kernel aggregation over the pattern "
+                                                 "union + im2col batched MatMul (passes/lower_dpp.py)"})
+    meta = {"dsp_deploy.model": checkpoint.model, "dsp_deploy.lowering": "dppnet"}
+    proto = to_model(graph, opset, meta)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:  # noqa: BLE001 - checker raises several types
+        raise ExportError(f"onnx.checker rejected the exported graph: {str(exc).splitlines()[0]}") from None
+    blob = proto.SerializeToString()
+    diffs = parity_check(blob, model, tuple(checkpoint.structure.input_size), fp16=False,
+                         batches=DPP_PARITY_BATCHES) if parity else {}
+    out = Path(out_path)
+    plan_file = plan_path_for(out)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(blob)
+    try:
+        write_text_atomic(plan_file, plan.to_json())
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    counts: dict[str, int] = {}
+    for node in graph.nodes:
+        counts[node.op] = counts.get(node.op, 0) + 1
+    log.info("wrote %s (%d nodes) and %s", out, len(graph.nodes), plan_file)
+    return ExportResult(out, plan_file, plan, diffs, counts, checkpoint.model)
