@@ -174,7 +174,7 @@ def build_variants(config: CompareConfig) -> tuple[list[BuiltVariant], str]:
 
     dense, dsps, source = load_sources(config)
     topo = topology_for(dense.structure)
-    input_shape = (3, *topo.input_size)
+    input_shape = (topo.in_channels, *topo.input_size)
     built = [BuiltVariant(_info("dense", "dense", "dense", 1, count_costs(dense.structure, topo),
                                 lowering="dense", exporter="dsp-deploy"), checkpoint=dense)]
     for suffix, ckpt in dsps:

@@ -33,6 +33,14 @@ def side_files(out: str) -> tuple[Path, Path]:
     return path.with_name(f"{stem}.resume.pt"), path.with_name(f"{stem}.metrics.jsonl")
 
 
+def check_input_shape(info: Any, structure: Any, source: str) -> None:
+    """DataError unless the dataset's images have the channels and size the model was built for."""
+    want = (structure.in_channels, *structure.input_size)
+    if tuple(info.input_shape) != want:
+        raise DataError(f"dataset '{info.name}' has {'x'.join(map(str, info.input_shape))} images but {source} "
+                        f"takes {'x'.join(map(str, want))}")
+
+
 def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
     """Fine-tune; returns a summary (accuracy before/after, files, structure fingerprint per rank)."""
     from dsp_deploy.checkpoint import Checkpoint, build_model, load_checkpoint, provenance, save_checkpoint
@@ -55,6 +63,7 @@ def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
     if info.num_classes != ckpt.num_classes:
         raise DataError(f"dataset '{opts.data}' has {info.num_classes} classes but {source} predicts "
                         f"{ckpt.num_classes}")
+    check_input_shape(info, ckpt.structure, source)
     if os.path.isdir(opts.out):
         raise UsageError(f"--out {opts.out} is a folder; fine-tuning writes one checkpoint file")
     resume_path, metrics_path = side_files(opts.out)
