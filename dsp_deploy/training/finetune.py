@@ -24,6 +24,7 @@ class FinetuneOptions(common.RunSettings):
     checkpoint: str
     data: str
     out: str
+    section: str = "finetune"  # recipe section with the loop settings ("scratch", "scp_finetune" ...)
 
 
 def side_files(out: str) -> tuple[Path, Path]:
@@ -52,7 +53,7 @@ def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
     from dsp_deploy.training.metrics import MetricsLog
 
     recipe = load_recipe(opts.recipe)
-    settings = stage_settings(recipe, "finetune", opts.overrides)
+    settings = stage_settings(recipe, opts.section, opts.overrides)
     data_cfg = stage_settings(recipe, "data", opts.data_overrides)
     common.check_loop_settings(settings)
     source = common.resolve_checkpoint_arg(opts.checkpoint)
