@@ -8,7 +8,8 @@ file is a one-line DataError instead of garbage images.
 Splits: ``test`` is the 10k set; ``val`` is a held-out part of the training file
 (`VAL_SIZE` images, a seeded permutation with `SPLIT_SEED`, the same whatever the run's seed, so
 no run ever trains on another run's validation images); ``train`` is the rest, optionally only
-its first N (``fashion-mnist@N``) for short runs such as the demo.
+N of its images (``fashion-mnist@N``, then ``val`` is the first `SUBSET_VAL` held-out images) for
+short runs such as the demo.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ FILES: dict[str, tuple[str, str]] = {
 IMAGE_MAGIC, LABEL_MAGIC = 0x00000803, 0x00000801  # uint8 data, 3 resp. 1 dimensions
 SIZE = 28
 VAL_SIZE = 5000
+SUBSET_VAL = 1000
 SPLIT_SEED = 20200523
 
 
@@ -134,8 +136,9 @@ class FashionMNISTDataset(InMemoryDataset):
             images, labels = load_idx_pair(folder, "train")
             train_idx, val_idx = holdout_split(len(labels), min(VAL_SIZE, len(labels) // 6 or 1), SPLIT_SEED)
             keep = val_idx if split == "val" else train_idx
-            if split == "train" and limit is not None:
-                keep = np.sort(np.random.default_rng(SPLIT_SEED + 1).permutation(keep)[:limit])
+            if limit is not None:  # short runs: N training images and the first SUBSET_VAL held-out ones
+                keep = keep[:SUBSET_VAL] if split == "val" else \
+                    np.sort(np.random.default_rng(SPLIT_SEED + 1).permutation(keep)[:limit])
             self.images, self.labels = images[keep], labels[keep]
         log.debug("Fashion-MNIST %s split from %s: %d images", split, folder, len(self.labels))
 
