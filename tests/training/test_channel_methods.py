@@ -112,3 +112,18 @@ def test_all_four_methods_reach_the_flops_target(metric: str) -> None:
         reduction = count_costs(structure, topo).reduction_pct(metric)
         assert abs(reduction - 50.0) <= 1.0, (method, reduction)
         assert structure.max_groups == (2 if method == "dsp" else 1)
+
+
+def test_recipes_carry_each_papers_settings() -> None:
+    from pathlib import Path
+
+    from dsp_deploy.training.recipe import load_recipe
+
+    for path in sorted((Path(__file__).resolve().parents[2] / "training").glob("*.json")):
+        recipe = load_recipe(path)
+        imagenet = recipe["model"] in ("resnet18", "resnet50")
+        pfs, scp = recipe["pfs"], recipe["scp"]
+        assert (pfs["gate_lr"], pfs["width_multiplier"]) == (0.01, 1.25), path.name
+        assert (pfs["gamma"], pfs["epochs"]) == ((0.05, 1) if imagenet else (0.5, 10)), path.name
+        assert (scp["tau"], scp["delta"], scp["lr"], scp["weight_decay"]) == (0.5, 0.05, 0.1, 1e-4), path.name
+        assert recipe["scp_finetune"]["lr"] == 0.01 and recipe["scp_finetune"]["epochs"] == scp["epochs"]
