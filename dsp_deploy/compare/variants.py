@@ -162,6 +162,10 @@ def _method_variant(name: str, method: str, path: str | None, dense: "Checkpoint
     label = {"pfs": "Pruning from Scratch", "scp": "Soft Channel Pruning"}[method]
     if path is not None:
         ckpt = load_checkpoint(path)
+        shape = (ckpt.structure.in_channels, *ckpt.structure.input_size)
+        if shape != (dense.structure.in_channels, *dense.structure.input_size):
+            raise UsageError(f"baseline {method}={path} takes {'x'.join(map(str, shape))} images, the compared "
+                             f"model {'x'.join(map(str, (dense.structure.in_channels, *dense.structure.input_size)))}")
         if ckpt.model != dense.model or ckpt.structure.max_groups != 1:
             raise UsageError(f"baseline {method}={path}: expected a G=1 {dense.model} checkpoint "
                              f"(`dsp-deploy train --method {method}`), got {ckpt.model} G={ckpt.structure.max_groups}")
