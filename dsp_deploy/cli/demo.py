@@ -17,7 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=d.out, metavar="DIR", help=f"output folder (default: {d.out})")
     parser.add_argument("--data", default="auto",
                         help="dataset (default: auto = Fashion-MNIST from the Debian package dataset-fashion-mnist, "
-                             "installed when run as root with apt-get, on a 5000-image training subset; else the "
+                             "installed when run as root with apt-get, on a 3000-image training subset; else the "
                              "built-in synthetic set)")
     parser.add_argument("--groups", type=int, default=d.groups, help=f"groups per conv (default: {d.groups})")
     parser.add_argument("--flops-reduction", type=float, default=d.flops_reduction, metavar="R",

@@ -45,12 +45,12 @@ class DemoOptions:
     data_note: str = ""       # which data the demo uses and why (printed with the summary)
 
 
-DEMO_FASHION_TRAIN = 5000  # Fashion-MNIST training images the demo uses (of 55,000), to stay within ~10 min
+DEMO_FASHION_TRAIN = 3000  # Fashion-MNIST training images the demo uses (of 55,000), to stay near ~10 min
 
 
 def resolve_demo_data(spec: str) -> tuple[str, str]:
     """(dataset spec, note) for ``--data auto``: Fashion-MNIST (installing the Debian package when
-    root and apt-get allow) on a 5000-image training subset, else the synthetic set with how to get
+    root and apt-get allow) on a 3000-image training subset, else the synthetic set with how to get
     the real one. Other specs pass through."""
     if spec != "auto":
         return spec, f"data: {spec}"
