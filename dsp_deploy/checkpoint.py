@@ -156,7 +156,8 @@ def build_model(checkpoint: Checkpoint) -> "torch.nn.Module":
     from dsp_deploy.models import create
     from dsp_deploy.structure.masks import apply_structure
 
-    model = create(checkpoint.model, num_classes=checkpoint.num_classes)
+    model = create(checkpoint.model, num_classes=checkpoint.num_classes,
+                   in_channels=checkpoint.structure.in_channels)
     expected = model.state_dict()
     for key, value in checkpoint.state_dict.items():
         if key not in expected:

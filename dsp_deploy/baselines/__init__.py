@@ -7,10 +7,11 @@ from dsp_deploy.baselines.l1_channel import (
     DEFAULT_MIN_KEEP,
     DEFAULT_TOLERANCE,
     ChannelPruneResult,
+    ChannelPruner,
     L1ChannelPruner,
     Unit,
     l1_channel_prune,
 )
 
-__all__ = ["DEFAULT_MIN_KEEP", "DEFAULT_TOLERANCE", "ChannelPruneResult", "L1ChannelPruner", "Unit",
+__all__ = ["DEFAULT_MIN_KEEP", "DEFAULT_TOLERANCE", "ChannelPruneResult", "ChannelPruner", "L1ChannelPruner", "Unit",
            "l1_channel_prune"]

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dsp_deploy.errors import TrainingError
 from dsp_deploy.models.topology import ROLE_INNER, Topology
@@ -68,38 +68,50 @@ def _l1(weight: "torch.Tensor") -> list[float]:
     return weight.detach().abs().double().flatten(1).sum(dim=1).tolist()
 
 
-def _normalized_units(kind: str, where: str, norms: list[float], min_keep: float) -> list[Unit]:
+def _normalized_units(kind: str, where: str, norms: list[float], min_keep: float, normalize: bool = True) -> list[Unit]:
     """Units of one layer/stream, minus the ``min_keep`` most important channels (never pruned)."""
     mean = sum(norms) / len(norms) if norms else 0.0
-    scores = [n / mean if mean > 0 else 0.0 for n in norms]
+    scores = [n / mean if mean > 0 else 0.0 for n in norms] if normalize else list(norms)
     keep = max(1, math.ceil(min_keep * len(norms)))
     order = sorted(range(len(norms)), key=lambda i: (-scores[i], i))
     protected = set(order[:keep])
     return [Unit(kind, where, i, scores[i]) for i in range(len(norms)) if i not in protected]
 
 
-class L1ChannelPruner:
-    """Orders every prunable channel of a dense model by normalised L1 importance and builds the
-    G=1 structure that removes the first ``n`` of them."""
+class ChannelPruner:
+    """G=1 channel pruning to a FLOPs target from per-channel importance scores: orders every
+    prunable channel (units) by score and builds the structure that removes the first ``n``.
 
-    def __init__(self, topo: Topology, state_dict: Mapping[str, "torch.Tensor"], *,
-                 min_keep: float = DEFAULT_MIN_KEEP, prune_streams: bool = True,
-                 metadata: Mapping[str, object] | None = None) -> None:
+    ``scores`` maps ("filter", conv) / ("stream", stream) to one score per channel; L1 norms here,
+    Pruning-from-Scratch gates and Soft-Channel-Pruning keep-probabilities in `dsp_deploy.training`.
+    ``normalize`` divides by the layer's mean (L1: layers of any scale compare); ``metric`` is what
+    `match_flops` counts: "total" (whole-model MACs) or "dsp" (block-body convs)."""
+
+    def __init__(self, topo: Topology, scores: Mapping[tuple[str, str], Sequence[float]], *,
+                 min_keep: float = DEFAULT_MIN_KEEP, normalize: bool = True,
+                 metadata: Mapping[str, object] | None = None, metric: str = "total") -> None:
         if not 0.0 < min_keep <= 1.0:
             raise TrainingError(f"min_keep must be in (0, 1], got {min_keep}")
         self.topo = topo
+        self.metric = metric
         self.base = dense_structure(topo, metadata)
         units: list[Unit] = []
-        for spec in topo.convs:
-            if spec.role == ROLE_INNER:
-                units += _normalized_units("filter", spec.name, _l1(_weight(state_dict, spec.name)), min_keep)
-        if prune_streams:
-            for stream in topo.streams:
-                per_producer = [_l1(_weight(state_dict, p)) for p in stream.producers]
-                norms = [sum(col) for col in zip(*per_producer)]
-                units += _normalized_units("stream", stream.name, norms, min_keep)
+        for (kind, where), values in scores.items():
+            units += _normalized_units(kind, where, [float(v) for v in values], min_keep, normalize)
         self.units: tuple[Unit, ...] = tuple(sorted(units, key=lambda u: (u.score, u.kind, u.where, u.index)))
         self.evaluations = 0
+
+    def dense_cost(self) -> int:
+        """The dense model's cost in this pruner's metric."""
+        return self._cost(count_costs(self.base, self.topo))
+
+    def _cost(self, report: Any) -> int:
+        return report.dsp_flops if self.metric == "dsp" else report.flops
+
+    def match_reduction(self, reduction: float, *, tolerance: float = DEFAULT_TOLERANCE) -> ChannelPruneResult:
+        """`match_flops` for a fractional FLOPs reduction (0.5 = half the dense cost)."""
+        return self.match_flops(round(self.dense_cost() * (1.0 - reduction)), tolerance=tolerance)
+
 
     def structure_for(self, removed: Iterable[Unit]) -> ModelStructure:
         """The validated G=1 structure with ``removed`` channels gone (dead reads dropped)."""
@@ -120,11 +132,11 @@ class L1ChannelPruner:
     def flops_for(self, removed: Iterable[Unit]) -> tuple[int, ModelStructure]:
         structure = self.structure_for(removed)
         self.evaluations += 1
-        return count_costs(structure, self.topo).flops, structure
+        return self._cost(count_costs(structure, self.topo)), structure
 
     def match_flops(self, target_flops: int, *, tolerance: float = DEFAULT_TOLERANCE) -> ChannelPruneResult:
         """The structure whose whole-model MACs are within ``tolerance`` (relative) of ``target_flops``."""
-        dense = count_costs(self.base, self.topo).flops
+        dense = self.dense_cost()
         if not 0 < target_flops <= dense:
             raise TrainingError(f"target of {target_flops} MACs is outside (0, {dense}] (the dense model)")
         low, high = target_flops * (1 - tolerance), target_flops * (1 + tolerance)
@@ -148,8 +160,8 @@ class L1ChannelPruner:
         removed = list(self.units[:best_n])
         if not low <= flops <= high:
             flops, structure, removed = self._fix_up(lo - 1, low, high, cache)
-        log.info("L1 channel pruning: %d channels removed, %.4g MACs vs target %.4g (%+.2f%%, %d evaluations)",
-                 len(removed), flops, target_flops, 100 * (flops - target_flops) / target_flops, self.evaluations)
+        log.info("channel pruning (%s): %d channels removed, %.4g MACs vs target %.4g (%+.2f%%, %d evaluations)",
+                 self.metric, len(removed), flops, target_flops, 100 * (flops - target_flops) / target_flops, self.evaluations)
         return ChannelPruneResult(structure, flops, target_flops, len(removed), self.evaluations)
 
     def _cached(self, cache: dict[int, tuple[int, ModelStructure]], n: int) -> tuple[int, ModelStructure]:
@@ -173,6 +185,24 @@ class L1ChannelPruner:
                 return flops, structure, removed
         raise TrainingError(f"channel pruning could not land within the FLOPs window [{low:.4g}, {high:.4g}] MACs "
                             f"(closest: {flops:.4g})")
+
+
+class L1ChannelPruner(ChannelPruner):
+    """Orders every prunable channel of a dense model by normalised L1 importance and builds the
+    G=1 structure that removes the first ``n`` of them."""
+
+    def __init__(self, topo: Topology, state_dict: Mapping[str, "torch.Tensor"], *,
+                 min_keep: float = DEFAULT_MIN_KEEP, prune_streams: bool = True,
+                 metadata: Mapping[str, object] | None = None, metric: str = "total") -> None:
+        scores: dict[tuple[str, str], list[float]] = {}
+        for spec in topo.convs:
+            if spec.role == ROLE_INNER:
+                scores[("filter", spec.name)] = _l1(_weight(state_dict, spec.name))
+        if prune_streams:
+            for stream in topo.streams:
+                per_producer = [_l1(_weight(state_dict, p)) for p in stream.producers]
+                scores[("stream", stream.name)] = [sum(col) for col in zip(*per_producer)]
+        super().__init__(topo, scores, min_keep=min_keep, normalize=True, metadata=metadata, metric=metric)
 
 
 def _weight(state_dict: Mapping[str, "torch.Tensor"], conv: str) -> "torch.Tensor":

@@ -32,6 +32,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     dsp.add_argument("--group-lr", type=float, help="Adam learning rate of the group logits (default 1e-3)")
     dsp.add_argument("--no-lookahead", action="store_true",
                      help="drop the look-ahead (second-order) term of the logit update (faster, less faithful)")
+    method = parser.add_argument_group("pruning method (with --flops-reduction: search, prune and retrain in one run)")
+    method.add_argument("--method", default="dsp",
+                        help="dsp (group learning; alone unless --flops-reduction), l1 (L1-norm channel pruning), "
+                             "pfs (Pruning from Scratch) or scp (Soft Channel Pruning)")
+    method.add_argument("--flops-reduction", type=float, metavar="R",
+                        help="FLOPs to remove, e.g. 0.5: runs every stage of --method into --out "
+                             "(search/, pruned.pt, final.pt)")
+    method.add_argument("--flops-metric", choices=("dsp", "total"),
+                        help="FLOPs convention of the target (default: the model's, dsp for CIFAR ResNets)")
     dpp = parser.add_argument_group("DPPNet pattern learning (models dppnet-*; default: from --recipe)")
     dpp.add_argument("--alpha", type=float,
                      help="threshold sparsity weight (authors' code default 1e-4; 8e-6 in their ImageNet ResNet-34 run)")
@@ -40,7 +49,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dsp_deploy.errors import UsageError
     from dsp_deploy.training.learn import TrainOptions, run_train
+    from dsp_deploy.training.methods import check_method
+
+    check_method(args.method)
+    if args.method != "dsp" or args.flops_reduction is not None:
+        if args.dense:
+            raise UsageError("--dense trains without pruning; it does not combine with --method/--flops-reduction")
+        return _run_method(args)
 
     overrides = loop_overrides(args)
     overrides["alpha"] = args.alpha
@@ -56,4 +73,32 @@ def run(args: argparse.Namespace) -> int:
         ("metrics", s["metrics"]),
         ("val accuracy", f"{s['val_accuracy']:.2f}%" if isinstance(s.get("val_accuracy"), float) else "n/a"),
         ("groups", str(s.get("groups", "dense"))) if "patterns" not in s else ("patterns", s["patterns"]),
+    ])
+
+
+def _run_method(args: argparse.Namespace) -> int:
+    from dsp_deploy.errors import UsageError
+    from dsp_deploy.training.methods import MethodOptions, run_method
+    from dsp_deploy.training.recipe import load_recipe
+
+    reduction = args.flops_reduction
+    if reduction is None:
+        reduction = load_recipe(args.recipe)["prune"]["flops_reduction"]
+    if reduction is None:
+        raise UsageError(f"--method {args.method} needs --flops-reduction R (or a --recipe with prune.flops_reduction)")
+    dsp = {"train": {"tau": args.tau, "group_lr": args.group_lr, "lambda": args.lam,
+                     "lookahead": False if args.no_lookahead else None}}
+    summary = run_method(MethodOptions(
+        method=args.method, data=args.data, out=args.out, flops_reduction=reduction, model=args.model,
+        flops_metric=args.flops_metric, groups=args.groups, recipe=args.recipe, overrides=loop_overrides(args),
+        stage_overrides=dsp, data_overrides=data_overrides(args), seed=args.seed, device=args.device,
+        resume=args.resume, checkpoint_every=args.checkpoint_every, progress=not args.no_progress))
+    return report_summary(summary, args.json, lambda s: [
+        ("checkpoint", s["checkpoint"]),
+        ("method", f"{s['method']} ({s['groups']} group{'s' if s['groups'] > 1 else ''} per conv)"),
+        ("FLOPs reduction", f"{s['reduction_pct']:.2f}% ({s['flops_metric']} convention; target {s['target_pct']:.1f}%)"
+                            f", whole model {s['flops_reduction_pct']:.2f}%"),
+        ("val accuracy", f"{s['val_accuracy']:.2f}%" if isinstance(s.get("val_accuracy"), float) else "n/a"),
+        ("test accuracy", f"{s['test_accuracy']:.2f}%" if isinstance(s.get("test_accuracy"), float) else "n/a"),
+        ("time", f"{s['time_s']:.0f} s"),
     ])

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 
 from dsp_deploy.errors import UsageError
 
-BASELINES: tuple[str, ...] = ("l1", "l1-inner", "tp", "dppnet")
+BASELINES: tuple[str, ...] = ("l1", "l1-inner", "tp", "pfs", "scp", "dppnet")
+TRAINED_BASELINES: tuple[str, ...] = ("pfs", "scp")  # may name a trained checkpoint: "pfs=RUN/final.pt"
 DEFAULT_BASELINES: tuple[str, ...] = ("l1", "tp")
 QUICK_RUNS = 10
 QUICK_WARMUP = 3
@@ -74,8 +75,7 @@ class CompareConfig:
         if self.dense_weights is not None and self.checkpoint is not None:
             raise UsageError("--dense-weights is for one-shot mode; a --checkpoint brings its own weights")
         for b in self.baselines:
-            if b not in BASELINES:
-                raise UsageError(f"unknown baseline '{b}'; valid: {', '.join(BASELINES)}")
+            _check_baseline(b)
         if not 0.0 < self.tolerance < 0.2:
             raise UsageError(f"FLOPs tolerance must be in (0, 0.2), got {self.tolerance}")
         if any(t < 1 for t in self.threads):
@@ -138,7 +138,22 @@ def parse_baselines(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     names = [i.strip().lower() for i in items if i and i.strip()]
     if names == ["none"]:
         return ()
-    for name in names:
-        if name not in BASELINES:
-            raise UsageError(f"unknown baseline '{name}'; valid: {', '.join(BASELINES)} (or 'none')")
-    return tuple(dict.fromkeys(names))
+    items = [i.strip() for i in items if i and i.strip()]
+    for item in items:
+        _check_baseline(item)
+    return tuple(dict.fromkeys(items))
+
+
+def split_baseline(item: str) -> tuple[str, str | None]:
+    """``"pfs=RUN/final.pt"`` -> ("pfs", "RUN/final.pt"); ``"l1"`` -> ("l1", None)."""
+    name, sep, path = item.partition("=")
+    return name.strip().lower(), (path.strip() if sep else None)
+
+
+def _check_baseline(item: str) -> None:
+    name, path = split_baseline(item)
+    if name not in BASELINES:
+        raise UsageError(f"unknown baseline '{name}'; valid: {', '.join(BASELINES)} (or 'none')")
+    if path is not None and (name not in TRAINED_BASELINES or not path):
+        raise UsageError(f"baseline '{item}': only {' and '.join(TRAINED_BASELINES)} take a trained checkpoint "
+                         f"('pfs=CKPT')")

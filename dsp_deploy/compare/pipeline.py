@@ -106,7 +106,7 @@ def run_compare(config: CompareConfig, out_dir: str | os.PathLike[str], *, progr
         assert dense is not None
         model = dense.model
         topo = topology_for(dense.structure)
-        input_shape = (3, *topo.input_size)
+        input_shape = (topo.in_channels, *topo.input_size)
         with tempfile.TemporaryDirectory(prefix="dsp-compare-models-") as scratch:
             folder = tmp / "models" if config.keep_models else Path(scratch)
             artifacts = make_artifacts(built, folder, backends=config.backends, batches=config.batches,

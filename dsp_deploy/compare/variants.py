@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dsp_deploy.compare.config import CompareConfig
+from dsp_deploy.compare.config import TRAINED_BASELINES, CompareConfig, split_baseline
 from dsp_deploy.compare.results import VariantInfo
 from dsp_deploy.errors import CheckpointError, TrainingError, UsageError
 from dsp_deploy.structure import CostReport, count_costs, dense_structure
@@ -155,6 +155,40 @@ def _tp_variant(name: str, dense: "Checkpoint", target: VariantInfo, input_shape
     return BuiltVariant(info, module=result.model)
 
 
+def _method_variant(name: str, method: str, path: str | None, dense: "Checkpoint", target: VariantInfo, topo: Any,
+                    config: CompareConfig) -> BuiltVariant:
+    """A Pruning-from-Scratch / Soft-Channel-Pruning baseline: the trained checkpoint ``path`` as it is,
+    else the method's structure search (1 epoch on 256 synthetic images) and its FLOPs-matched pruning."""
+    from dsp_deploy.checkpoint import load_checkpoint
+    from dsp_deploy.training.search import SearchOptions, prune_channels, run_search
+
+    label = {"pfs": "Pruning from Scratch", "scp": "Soft Channel Pruning"}[method]
+    if path is not None:
+        ckpt = load_checkpoint(path)
+        shape = (ckpt.structure.in_channels, *ckpt.structure.input_size)
+        if shape != (dense.structure.in_channels, *dense.structure.input_size):
+            raise UsageError(f"baseline {method}={path} takes {'x'.join(map(str, shape))} images, the compared "
+                             f"model {'x'.join(map(str, (dense.structure.in_channels, *dense.structure.input_size)))}")
+        if ckpt.model != dense.model or ckpt.structure.max_groups != 1:
+            raise UsageError(f"baseline {method}={path}: expected a G=1 {dense.model} checkpoint "
+                             f"(`dsp-deploy train --method {method}`), got {ckpt.model} G={ckpt.structure.max_groups}")
+        costs = count_costs(ckpt.structure)
+        note = f"trained checkpoint {path}"
+    else:
+        reduction = target.flops_reduction_pct / 100.0
+        with tempfile.TemporaryDirectory(prefix=f"dsp-compare-{method}-") as scratch:
+            run_search(SearchOptions(method=method, data="synthetic:256", out=scratch, model=dense.model,
+                                     flops_reduction=reduction, flops_metric="total", overrides={"epochs": 1},
+                                     data_overrides={"batch_size": 64, "workers": 0}, seed=config.seed,
+                                     progress=False))
+            ckpt = prune_channels(method, Path(scratch) / "checkpoint.pt", reduction, "total", seed=config.seed)
+        costs = count_costs(ckpt.structure, topo)
+        note = "structure search: 1 epoch on 256 synthetic images, whole-model MACs matched"
+    info = _info(name, method, label, 1, costs, matched_to=target.name,
+                 flops_match_pct=100 * (costs.flops - target.flops) / target.flops, exporter="dsp-deploy", notes=note)
+    return BuiltVariant(info, checkpoint=ckpt)
+
+
 def _l1_variant(name: str, streams: bool, dense: "Checkpoint", target: VariantInfo, topo: Any,
                 tolerance: float) -> BuiltVariant:
     from dsp_deploy.baselines import l1_channel_prune
@@ -177,7 +211,7 @@ def build_variants(config: CompareConfig) -> tuple[list[BuiltVariant], str]:
 
     dense, dsps, source = load_sources(config)
     topo = topology_for(dense.structure)
-    input_shape = (3, *topo.input_size)
+    input_shape = (topo.in_channels, *topo.input_size)
     built = [BuiltVariant(_info("dense", "dense", "dense", 1, count_costs(dense.structure, topo),
                                 lowering="dense", exporter="dsp-deploy"), checkpoint=dense)]
     for suffix, ckpt in dsps:
@@ -188,6 +222,10 @@ def build_variants(config: CompareConfig) -> tuple[list[BuiltVariant], str]:
         for key in ("l1", "l1-inner"):
             if key in config.baselines:
                 built.append(_l1_variant(f"{key}{suffix}", key == "l1", dense, dsp, topo, config.tolerance))
+        for item in config.baselines:
+            key, path = split_baseline(item)
+            if key in TRAINED_BASELINES:
+                built.append(_method_variant(f"{key}{suffix}", key, path, dense, dsp, topo, config))
         if "dppnet" in config.baselines:
             from dsp_deploy.dppnet.compare import dppnet_variant
 

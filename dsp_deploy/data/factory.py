@@ -1,6 +1,8 @@
 """`build_dataset` / `dataset_info`: turn a dataset spec into a dataset.
 
 Specs: ``synthetic`` (or ``synthetic:N`` for N samples in the split), ``cifar10:PATH``,
+``fashion-mnist`` (the Debian package's folder) or ``fashion-mnist:PATH``, either with ``@N`` to
+train on N images of the training part only,
 ``imagefolder:PATH``, or a bare PATH, auto-detected: a CIFAR-10 python batches folder (or its
 parent), else an ImageFolder tree. An ImageFolder root may hold split folders
 (``train/``, ``val/``) or be the class root itself.
@@ -26,9 +28,11 @@ _SPLIT_DIRS: dict[str, tuple[str, ...]] = {
 
 
 def _parse(spec: str) -> tuple[str, str]:
-    """(kind, argument): kind is 'synthetic', 'cifar10' or 'imagefolder'."""
+    """(kind, argument): kind is 'synthetic', 'cifar10', 'fashion-mnist' or 'imagefolder'."""
     spec = str(spec).strip()
     head, sep, rest = spec.partition(":")
+    if head.partition("@")[0] == "fashion-mnist":
+        return "fashion-mnist", spec[len("fashion-mnist"):].removeprefix(":")
     if head == "synthetic":
         if sep and not (rest.isdigit() and int(rest) > 0):
             raise DataError(f"dataset '{spec}': the synthetic size must be a positive integer ('synthetic:N')")
@@ -38,14 +42,17 @@ def _parse(spec: str) -> tuple[str, str]:
             raise DataError(f"dataset '{spec}' needs a path: '{head}:PATH'")
         return head, rest
     if not spec:
-        raise DataError("empty dataset name: use 'synthetic', 'cifar10:PATH' or a dataset folder")
+        raise DataError("empty dataset name: use 'synthetic', 'cifar10:PATH', 'fashion-mnist' or a dataset folder")
     path = Path(spec).expanduser()
     if not path.exists() and spec in ("cifar10", "imagefolder"):
         raise DataError(f"dataset '{spec}' needs a path: '{spec}:PATH'")
     if not path.exists():
         raise DataError(f"dataset '{spec}' not found: not 'synthetic', 'cifar10:PATH' or an existing folder")
     from dsp_deploy.data.cifar import find_cifar_folder
+    from dsp_deploy.data.fashion_mnist import has_idx_files
 
+    if path.is_dir() and has_idx_files(path):
+        return "fashion-mnist", spec
     return ("cifar10" if find_cifar_folder(path) is not None else "imagefolder"), spec
 
 
@@ -54,9 +61,17 @@ def _check_split(split: str) -> None:
         raise DataError(f"unknown split '{split}': expected one of {', '.join(SPLITS)}")
 
 
-def _fixed_size(kind: str, image_size: int | None) -> None:
-    if image_size not in (None, 32):
-        raise DataError(f"{kind} images are 32x32; image size {image_size} is not supported")
+def _fixed_size(kind: str, image_size: int | None, size: int = 32) -> None:
+    if image_size not in (None, size):
+        raise DataError(f"{kind} images are {size}x{size}; image size {image_size} is not supported")
+
+
+def _fashion_arg(arg: str) -> tuple[str | None, int | None]:
+    """(folder or None for the Debian location, train subset size or None) of 'PATH@N'."""
+    path, sep, count = arg.rpartition("@") if "@" in arg else (arg, "", "")
+    if sep and not (count.isdigit() and int(count) > 0):
+        raise DataError(f"dataset 'fashion-mnist:{arg}': the train subset size must be a positive integer ('@N')")
+    return (path or None), (int(count) if sep else None)
 
 
 def image_folder_split(root: Path, split: str) -> Path:
@@ -94,6 +109,12 @@ def build_dataset(name_or_path: str, split: str, *, image_size: int | None = Non
 
         _fixed_size("CIFAR-10", image_size)
         return CIFAR10Dataset(arg, split, augment=augment, seed=seed)
+    if kind == "fashion-mnist":
+        from dsp_deploy.data.fashion_mnist import SIZE, FashionMNISTDataset
+
+        _fixed_size("Fashion-MNIST", image_size, SIZE)
+        path, limit = _fashion_arg(arg)
+        return FashionMNISTDataset(path, split, augment=augment, seed=seed, limit=limit)
     from dsp_deploy.data.imagefolder import ImageFolderDataset
 
     root = Path(arg).expanduser()
@@ -117,6 +138,13 @@ def dataset_info(name_or_path: str, *, image_size: int | None = None, split: str
         if not Path(arg).expanduser().exists():
             raise DataError(f"CIFAR-10 folder '{arg}' does not exist")
         return DatasetInfo("cifar10", 10, 32, CIFAR10_MEAN, CIFAR10_STD, CIFAR10_CLASSES)
+    if kind == "fashion-mnist":
+        from dsp_deploy.data.fashion_mnist import SIZE, resolve_folder
+        from dsp_deploy.data.info import FASHION_MNIST_INFO
+
+        _fixed_size("Fashion-MNIST", image_size, SIZE)
+        resolve_folder(_fashion_arg(arg)[0])
+        return FASHION_MNIST_INFO
     from dsp_deploy.data.imagefolder import is_hidden
 
     root = Path(arg).expanduser()

@@ -30,8 +30,8 @@ class DatasetInfo:
     name: str
     num_classes: int
     image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # one value per image channel
+    std: tuple[float, ...]
     classes: tuple[str, ...] = field(default=())
     channels: int = 3
 
@@ -58,5 +58,11 @@ class DatasetInfo:
                    image_size=int(data["image_size"]), mean=tuple(data["mean"]), std=tuple(data["std"]),
                    classes=tuple(data.get("classes", ())), channels=int(data.get("channels", 3)))
 
+
+# Fashion-MNIST (dsp_deploy.data.fashion_mnist): greyscale 28x28; mean/std of the 60k training images.
+FASHION_MNIST_CLASSES: tuple[str, ...] = (
+    "t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot",
+)
+FASHION_MNIST_INFO = DatasetInfo("fashion-mnist", 10, 28, (0.2860,), (0.3530,), FASHION_MNIST_CLASSES, channels=1)
 
 SYNTHETIC_INFO = DatasetInfo("synthetic", 10, 32, SYNTHETIC_MEAN, SYNTHETIC_STD, SYNTHETIC_CLASSES)

@@ -73,7 +73,7 @@ def build_plain_graph(topo: Topology, weights: Mapping[str, np.ndarray], structu
                       *, stem_pool: bool) -> Graph:
     """Graph of the (masked, dense) model; ``weights`` are numpy arrays keyed like the state_dict."""
     h, w = topo.input_size
-    graph = Graph([ValueInfo(INPUT_NAME, "float32", ("batch", 3, h, w))],
+    graph = Graph([ValueInfo(INPUT_NAME, "float32", ("batch", topo.in_channels, h, w))],
                   [ValueInfo(OUTPUT_NAME, "float32", ("batch", topo.num_classes))])
     graph.meta["topology"] = topo
     graph.meta["structure"] = {layer.name: layer for layer in structure.layers}

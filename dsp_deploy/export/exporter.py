@@ -67,7 +67,7 @@ def _resolve(source: Any, model_name: str | None) -> tuple[Checkpoint, Any]:
 
 
 def parity_check(model_bytes: bytes, torch_model: Any, input_size: tuple[int, int], *, fp16: bool,
-                 batches: Sequence[int] = PARITY_BATCHES, seed: int = 0) -> dict[int, float]:
+                 batches: Sequence[int] = PARITY_BATCHES, seed: int = 0, in_channels: int = 3) -> dict[int, float]:
     """Max |ONNX Runtime - PyTorch| per batch size; ParityError past the tolerance."""
     import torch
 
@@ -79,7 +79,7 @@ def parity_check(model_bytes: bytes, torch_model: Any, input_size: tuple[int, in
     diffs = {}
     threads = torch.get_num_threads()
     for batch in batches:
-        x = rng.standard_normal((batch, 3, *input_size)).astype(np.float32)
+        x = rng.standard_normal((batch, in_channels, *input_size)).astype(np.float32)
         torch.set_num_threads(1)  # tiny batches: one thread is fast and immune to oversubscription
         try:
             with torch.no_grad():
@@ -137,7 +137,7 @@ def lower_checkpoint(checkpoint_or_model: Any, *, lowering: str = "auto", model_
     check_backend(backend)
     checkpoint, torch_model = _resolve(checkpoint_or_model, model_name)
     structure = checkpoint.structure
-    topo = topology(checkpoint.model, structure.num_classes, structure.input_size)
+    topo = topology(checkpoint.model, structure.num_classes, structure.input_size, structure.in_channels)
     family = get_config(checkpoint.model).family
     weights = {k: v.detach().cpu().numpy() for k, v in torch_model.state_dict().items()}
     plain = build_plain_graph(topo, weights, structure, stem_pool=family == "imagenet")
@@ -157,7 +157,7 @@ def lower_checkpoint(checkpoint_or_model: Any, *, lowering: str = "auto", model_
     graph = plain.copy()
     lower_graph(graph, plan.layers)
     if lowering == "auto" and backend == ORT_CPU and plan.chosen:  # the ORT safety net
-        ok, report = whole_model_check(plain, graph, (3, *structure.input_size), batches)
+        ok, report = whole_model_check(plain, graph, (structure.in_channels, *structure.input_size), batches)
         plan.notes["whole_model_min_ms"] = report
         if not ok:
             log.warning("the planned model was slower than dense as a whole (%s): exporting the dense lowering", report)
@@ -212,7 +212,8 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
     except Exception as exc:  # noqa: BLE001 - checker raises several types
         raise ExportError(f"onnx.checker rejected the exported graph: {str(exc).splitlines()[0]}") from None
     blob = proto.SerializeToString()
-    diffs = parity_check(blob, torch_model, tuple(structure.input_size), fp16=fp16) if parity else {}
+    diffs = parity_check(blob, torch_model, tuple(structure.input_size), fp16=fp16,
+                                 in_channels=structure.in_channels) if parity else {}
     out = Path(out_path)
     plan_file = plan_path_for(out)
     # Both go to temporary files first; the plan is renamed into place, then the model: a run killed

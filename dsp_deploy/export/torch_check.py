@@ -21,7 +21,9 @@ def check_module(module: Any, model_name: str) -> None:
     from dsp_deploy.models import create
 
     fc = getattr(module, "fc", None)
-    reference = create(model_name, num_classes=fc.out_features if isinstance(fc, nn.Linear) else None)
+    stem = getattr(module, "conv1", None)
+    reference = create(model_name, num_classes=fc.out_features if isinstance(fc, nn.Linear) else None,
+                       in_channels=stem.in_channels if isinstance(stem, nn.Conv2d) else 3)
     ours = dict(module.named_modules())
     theirs = dict(reference.named_modules())
     for name, sub in ours.items():

@@ -76,8 +76,10 @@ def get_config(name: str) -> ModelConfig:
         raise ModelError(f"unknown model '{name}' (choose from: {', '.join(_CONFIGS)})") from None
 
 
-def topology(name: str, num_classes: int | None = None, input_size: tuple[int, int] | None = None) -> Topology:
-    """Torch-free layout of model ``name``: convs, shapes, output sizes, residual streams."""
+def topology(name: str, num_classes: int | None = None, input_size: tuple[int, int] | None = None,
+             in_channels: int = 3) -> Topology:
+    """Torch-free layout of model ``name``: convs, shapes, output sizes, residual streams, for
+    ``in_channels``-channel images of ``input_size`` (FLOPs follow the real input size)."""
     config = get_config(name)
     cifar = config.family == "cifar"
     return resnet_topology(
@@ -91,17 +93,21 @@ def topology(name: str, num_classes: int | None = None, input_size: tuple[int, i
         stem_pool=not cifar,
         num_classes=num_classes or config.default_num_classes,
         input_size=tuple(input_size or config.default_input_size),  # type: ignore[arg-type]
+        in_channels=in_channels,
     )
 
 
-def create(name: str, num_classes: int | None = None, weights: str | None = None) -> "torch.nn.Module":
-    """Build model ``name`` (random init), optionally loading a state_dict file such as a
-    torchvision ``.pth`` (loaded with ``weights_only=True``: no code is executed)."""
+def create(name: str, num_classes: int | None = None, weights: str | None = None,
+           in_channels: int = 3, width_multiplier: float = 1.0) -> "torch.nn.Module":
+    """Build model ``name`` (random init) for ``in_channels``-channel images, optionally loading a
+    state_dict file such as a torchvision ``.pth`` (loaded with ``weights_only=True``: no code is
+    executed). ``width_multiplier`` widens every conv (Pruning from Scratch searches a 1.25x net)."""
     from dsp_deploy.models.resnet import ResNet
 
     config = get_config(name)
-    model = ResNet(config.block, config.layers, config.widths, num_classes or config.default_num_classes,
-                   cifar_stem=config.family == "cifar")
+    widths = tuple(max(1, round(w * width_multiplier)) for w in config.widths)
+    model = ResNet(config.block, config.layers, widths, num_classes or config.default_num_classes,
+                   cifar_stem=config.family == "cifar", in_channels=in_channels)
     if config.is_dppnet:
         from dsp_deploy.models.dpp import to_dppnet
 

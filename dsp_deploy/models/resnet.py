@@ -70,14 +70,15 @@ class ResNet(nn.Module):
         num_classes: int,
         *,
         cifar_stem: bool,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         block_cls = Bottleneck if block == "bottleneck" else BasicBlock
         stem = widths[0]
         if cifar_stem:
-            self.conv1 = nn.Conv2d(3, stem, 3, 1, 1, bias=False)
+            self.conv1 = nn.Conv2d(in_channels, stem, 3, 1, 1, bias=False)
         else:
-            self.conv1 = nn.Conv2d(3, stem, 7, 2, 3, bias=False)
+            self.conv1 = nn.Conv2d(in_channels, stem, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity() if cifar_stem else nn.MaxPool2d(3, 2, 1)

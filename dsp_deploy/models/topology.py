@@ -85,6 +85,11 @@ class Topology:
         raise KeyError(ref)
 
     @property
+    def in_channels(self) -> int:
+        """Channels of the input image (what the stem conv reads)."""
+        return self.convs[0].in_channels
+
+    @property
     def fc_in_features(self) -> int:
         return self.streams[-1].channels
 
@@ -135,6 +140,7 @@ def resnet_topology(
     stem_pool: bool,
     num_classes: int,
     input_size: tuple[int, int],
+    in_channels: int = 3,
 ) -> Topology:
     """Lay out a (CIFAR or ImageNet) ResNet with torchvision's module names.
 
@@ -147,7 +153,7 @@ def resnet_topology(
     stem_pad = stem_kernel // 2
     size = _out_size(size, stem_kernel, stem_stride, stem_pad)
     stream = book.open("stem", stem_width)
-    convs.append(ConvSpec("conv1", 3, stem_width, stem_kernel, stem_stride, stem_pad, size, "bn1",
+    convs.append(ConvSpec("conv1", in_channels, stem_width, stem_kernel, stem_stride, stem_pad, size, "bn1",
                           ROLE_STEM, None, "input", stream))
     book.produce(stream, "conv1")
     if stem_pool:

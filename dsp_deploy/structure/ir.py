@@ -190,6 +190,11 @@ class ModelStructure:
                               tuple(updates.get(l.name, l) for l in self.layers), dict(self.metadata))
 
     @property
+    def in_channels(self) -> int:
+        """Channels of the input image: what the first conv (the stem) reads."""
+        return self.layers[0].in_channels if self.layers else 3
+
+    @property
     def max_groups(self) -> int:
         return max((l.groups for l in self.layers), default=1)
 

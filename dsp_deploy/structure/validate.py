@@ -21,7 +21,7 @@ def topology_for(structure: ModelStructure) -> Topology:
     from dsp_deploy.models import topology
 
     try:
-        return topology(structure.model, structure.num_classes, structure.input_size)
+        return topology(structure.model, structure.num_classes, structure.input_size, structure.in_channels)
     except ModelError as exc:
         raise StructureError(f"structure names an {exc}") from None
 

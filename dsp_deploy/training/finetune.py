@@ -25,6 +25,7 @@ class FinetuneOptions(common.RunSettings):
     checkpoint: str
     data: str
     out: str
+    section: str = "finetune"  # recipe section with the loop settings ("scratch", "scp_finetune" ...)
 
 
 def side_files(out: str) -> tuple[Path, Path]:
@@ -32,6 +33,14 @@ def side_files(out: str) -> tuple[Path, Path]:
     path = Path(out)
     stem = path.name[:-3] if path.name.endswith(".pt") else path.name
     return path.with_name(f"{stem}.resume.pt"), path.with_name(f"{stem}.metrics.jsonl")
+
+
+def check_input_shape(info: Any, structure: Any, source: str) -> None:
+    """DataError unless the dataset's images have the channels and size the model was built for."""
+    want = (structure.in_channels, *structure.input_size)
+    if tuple(info.input_shape) != want:
+        raise DataError(f"dataset '{info.name}' has {'x'.join(map(str, info.input_shape))} images but {source} "
+                        f"takes {'x'.join(map(str, want))}")
 
 
 def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
@@ -46,7 +55,7 @@ def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
     from dsp_deploy.training.metrics import MetricsLog
 
     recipe = load_recipe(opts.recipe)
-    settings = stage_settings(recipe, "finetune", opts.overrides)
+    settings = stage_settings(recipe, opts.section, opts.overrides)
     data_cfg = stage_settings(recipe, "data", opts.data_overrides)
     common.check_loop_settings(settings)
     source = common.resolve_checkpoint_arg(opts.checkpoint)
@@ -57,6 +66,7 @@ def run_finetune(opts: FinetuneOptions) -> dict[str, Any]:
     if info.num_classes != ckpt.num_classes:
         raise DataError(f"dataset '{opts.data}' has {info.num_classes} classes but {source} predicts "
                         f"{ckpt.num_classes}")
+    check_input_shape(info, ckpt.structure, source)
     if os.path.isdir(opts.out):
         raise UsageError(f"--out {opts.out} is a folder; fine-tuning writes one checkpoint file")
     resume_path, metrics_path = side_files(opts.out)

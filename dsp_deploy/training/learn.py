@@ -43,7 +43,7 @@ def _check_settings(settings: dict[str, Any], dense: bool, dppnet: bool = False)
         common.check_positive("group learning rate", settings["group_lr"])
 
 
-def _initial_weights(opts: TrainOptions, model_name: str, num_classes: int) -> dict[str, Any] | None:
+def _initial_weights(opts: TrainOptions, model_name: str, info: Any) -> dict[str, Any] | None:
     """State dict of ``--init`` (a dense checkpoint of the same model), checked."""
     if opts.init is None:
         return None
@@ -63,8 +63,11 @@ def _initial_weights(opts: TrainOptions, model_name: str, num_classes: int) -> d
         raise ModelError(f"--init {opts.init} is a {ckpt.model} checkpoint, not {model_name}")
     if not all(layer.is_dense for layer in ckpt.structure.layers):
         raise CheckpointError(f"--init {opts.init} is pruned; group learning starts from a dense model")
-    if ckpt.num_classes != num_classes:
-        raise ModelError(f"--init {opts.init} has {ckpt.num_classes} classes but the dataset has {num_classes}")
+    if ckpt.num_classes != info.num_classes:
+        raise ModelError(f"--init {opts.init} has {ckpt.num_classes} classes but the dataset has {info.num_classes}")
+    from dsp_deploy.training.finetune import check_input_shape
+
+    check_input_shape(info, ckpt.structure, f"--init {opts.init}")
     return build_model(ckpt).state_dict()
 
 
@@ -116,14 +119,14 @@ def run_train(opts: TrainOptions) -> dict[str, Any]:
     elif ckpt_path.exists():
         raise UsageError(f"{out} already holds a run ({CHECKPOINT_NAME}); pass --resume to continue it "
                          "or choose another --out")
-    init_state = _initial_weights(opts, model_name, info.num_classes)
+    init_state = _initial_weights(opts, model_name, info)
 
     ctx = init_distributed(opts.device)
     try:
         common.seed_everything(opts.seed)
         loaders = loaders_from_settings(opts.data, ctx, data_cfg, opts.seed)
-        topo = topology(model_name, info.num_classes)
-        model = create(model_name, num_classes=info.num_classes)
+        topo = topology(model_name, info.num_classes, info.input_size, info.channels)
+        model = create(model_name, num_classes=info.num_classes, in_channels=info.channels)
         source = previous.state_dict if previous is not None else init_state
         if source is not None:
             model.load_state_dict(source)

@@ -1,7 +1,9 @@
 """Training recipes: JSON files with the settings of each stage (torch-free).
 
 A recipe has the sections ``data``, ``pretrain`` (dense training), ``train`` (group learning),
-``prune`` and ``finetune``, plus ``model`` (and ``patterns``: DPPNet's pattern learning). Values resolve in this order: command-line option,
+``prune`` and ``finetune``, plus ``model``, for the channel-pruning methods ``pfs`` and
+``scratch`` (Pruning from Scratch) and ``scp`` and ``scp_finetune`` (Soft Channel Pruning), and
+``patterns`` (DPPNet's pattern learning). Values resolve in this order: command-line option,
 then recipe file, then the built-in defaults below (the DSP paper's CIFAR-10 settings).
 """
 from __future__ import annotations
@@ -30,10 +32,22 @@ DEFAULTS: dict[str, Any] = {
                  "warmup_epochs": 0.0, "alpha": 1e-4},  # DPPNet pattern learning (authors' train.py defaults)
     "finetune": {"epochs": 400, "iterations": None, "lr": 0.015, "momentum": 0.9, "weight_decay": 1e-3,
                  "warmup_epochs": 0.0},
+    # Pruning from Scratch: gate search on frozen random weights (Adam on the gates; the SGD
+    # settings are unused), then the pruned net trained from scratch ("scratch").
+    "pfs": {"epochs": 10, "iterations": None, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "warmup_epochs": 0.0,
+            "gate_lr": 0.01, "gamma": 0.5, "width_multiplier": 1.25},
+    "scratch": {"epochs": 164, "iterations": None, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
+                "warmup_epochs": 0.0},
+    # Soft Channel Pruning: training from scratch with soft masks, then fine-tuning (lr 0.01).
+    "scp": {"epochs": 160, "iterations": None, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "warmup_epochs": 0.0,
+            "tau": 0.5, "delta": 0.05, "lambda": 2.0},
+    "scp_finetune": {"epochs": 160, "iterations": None, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
+                     "warmup_epochs": 0.0},
 }
 _NULLABLE = {("model",), ("pretrain", "iterations"), ("train", "iterations"), ("finetune", "iterations"),
              ("prune", "flops_reduction"), ("prune", "flops_metric"), ("prune", "groups"),
-             ("prune", "channel_multiple"), ("patterns", "iterations")}
+             ("prune", "channel_multiple"), ("pfs", "iterations"), ("scratch", "iterations"), ("scp", "iterations"),
+             ("scp_finetune", "iterations"), ("patterns", "iterations")}
 
 
 def _check(where: str, key_path: tuple[str, ...], value: Any, default: Any) -> None:

@@ -123,3 +123,26 @@ def test_dppnet_row_at_the_nearest_flops(tmp_path: Path) -> None:
     assert abs(dpp["flops_match_pct"]) < 25  # whole taps: the nearest of 9 pattern sizes
     assert "DSP vs best channel-pruned" not in proc.stdout  # DPPNet is not a channel-pruning baseline
     assert {(r["variant"], r["batch"]) for r in doc["rows"]} == {(v, 1) for v in variants}
+
+
+# -- the seeds' channel-pruning methods (Pruning from Scratch, Soft Channel Pruning) as baselines --
+@pytest.mark.slow
+def test_pfs_and_scp_baselines_from_their_structure_search(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    proc = compare("--model", "resnet20", "--groups", "2", "--flops-reduction", "0.5", "--baselines", "pfs,scp",
+                   "--batch", "1", "--runs", "3", "--warmup", "1", "--threads", "1", "--lowering", "grouped",
+                   "--no-models", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    variants = {v["name"]: v for v in json.loads((out / "results.json").read_text())["variants"]}
+    assert set(variants) == {"dense", "dsp", "pfs", "scp"}
+    for name in ("pfs", "scp"):
+        assert variants[name]["groups"] == 1 and variants[name]["matched_to"] == "dsp"
+        assert abs(variants[name]["flops"] - variants["dsp"]["flops"]) <= 0.01 * variants["dsp"]["flops"], name
+
+
+@pytest.mark.parametrize("spec, fragment", [("l1=x.pt", "only pfs and scp take a trained checkpoint"),
+                                            ("obd", "unknown baseline 'obd'")])
+def test_bad_baseline_spec(tmp_path: Path, spec: str, fragment: str) -> None:
+    one_line_error(compare("--model", "resnet20", "--groups", "2", "--flops-reduction", "0.5", "--baselines", spec,
+                           "--out", str(tmp_path / "out")), fragment)
+    assert not (tmp_path / "out").exists()
