@@ -18,7 +18,7 @@ def test_demo_small_budget(tmp_path: Path, training_threads: None) -> None:
         seen.append(state.files["fine-tuned checkpoint"])
         state.results["extra"] = True
 
-    options = DemoOptions(out=str(tmp_path / "demo"), dense_epochs=6, group_epochs=1, finetune_epochs=2,
+    options = DemoOptions(out=str(tmp_path / "demo"), dense_epochs=4, group_epochs=1, finetune_epochs=2,
                           progress=False)
     summary = run_demo(options, DEMO_STEPS + [DemoStep("extra", "a plugged-in step", extra_step)])
     res = summary["results"]

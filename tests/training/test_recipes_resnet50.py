@@ -11,6 +11,7 @@ from dsp_deploy.errors import UsageError
 from dsp_deploy.training.recipe import load_recipe, stage_settings
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "training").glob("*.json"))
+DSP_RECIPES = [p for p in RECIPES if not p.name.startswith("dppnet_")]  # DPPNet's are checked in test_dppnet_pipeline
 
 
 def test_recipes_cover_the_paper_models() -> None:
@@ -18,7 +19,7 @@ def test_recipes_cover_the_paper_models() -> None:
     assert {"resnet20", "resnet56", "resnet18", "resnet50"} <= models
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", DSP_RECIPES, ids=lambda p: p.name)
 def test_recipe_values(path: Path) -> None:
     recipe = load_recipe(path)
     train = recipe["train"]
@@ -74,3 +75,14 @@ def test_resnet50_one_shot_prune_to_70_percent(cli_ok, info, tmp_path: Path) -> 
     layers = {l["name"]: l for l in pruned["layers"]}
     assert layers["conv1"]["flops_reduction_pct"] == 0 and layers["layer1.0.downsample.0"]["flops_reduction_pct"] == 0
     assert layers["layer3.2.conv2"]["groups"] == 2
+
+
+@pytest.mark.parametrize("path", [p for p in RECIPES if p.name.startswith("dppnet_")], ids=lambda p: p.name)
+def test_dppnet_recipe_values(path: Path) -> None:
+    recipe = load_recipe(path)
+    assert recipe["model"].startswith("dppnet-")
+    patterns = recipe["patterns"]
+    assert patterns["lr"] == 0.1 and patterns["epochs"] == 90 and patterns["alpha"] > 0
+    if recipe["model"] == "dppnet-resnet34":  # the authors' ImageNet command
+        assert patterns["alpha"] == 8e-6 and recipe["data"]["batch_size"] == 256
+    assert recipe["finetune"]["lr"] == 0.01 and recipe["finetune"]["epochs"] == 40
