@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from dsp_deploy.checkpoint import Checkpoint
@@ -70,13 +69,8 @@ def lower_dppnet_graph(checkpoint: Checkpoint, model: Any):  # noqa: ANN201
 def export_dppnet(checkpoint: Checkpoint, model: Any, out_path: str | os.PathLike[str], *, fp16: bool, opset: int,
                   parity: bool):  # noqa: ANN201
     """Export a DPPNet (batch axis dynamic); returns an export.exporter.ExportResult."""
-    import onnx
-
-    from dsp_deploy.errors import ExportError
-    from dsp_deploy.export.exporter import ExportResult, parity_check, plan_path_for
-    from dsp_deploy.export.onnx_io import to_model
+    from dsp_deploy.export.exporter import parity_check, write_export
     from dsp_deploy.export.plan import Plan
-    from dsp_deploy.utils.atomic import atomic_path, write_text_atomic
 
     if fp16:
         raise UsageError("--fp16 is not supported for DPPNet exports yet (float32 only)")
@@ -86,25 +80,6 @@ def export_dppnet(checkpoint: Checkpoint, model: Any, out_path: str | os.PathLik
                                      "lowering": "DPP convs: attention + kernel aggregation over the pattern "
                                                  "union + im2col batched MatMul (passes/lower_dpp.py)"})
     meta = {"dsp_deploy.model": checkpoint.model, "dsp_deploy.lowering": "dppnet"}
-    proto = to_model(graph, opset, meta)
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except Exception as exc:  # noqa: BLE001 - checker raises several types
-        raise ExportError(f"onnx.checker rejected the exported graph: {str(exc).splitlines()[0]}") from None
-    blob = proto.SerializeToString()
-    diffs = parity_check(blob, model, tuple(checkpoint.structure.input_size), fp16=False,
-                         batches=DPP_PARITY_BATCHES) if parity else {}
-    out = Path(out_path)
-    plan_file = plan_path_for(out)
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(blob)
-    try:
-        write_text_atomic(plan_file, plan.to_json())
-    except BaseException:
-        out.unlink(missing_ok=True)
-        raise
-    counts: dict[str, int] = {}
-    for node in graph.nodes:
-        counts[node.op] = counts.get(node.op, 0) + 1
-    log.info("wrote %s (%d nodes) and %s", out, len(graph.nodes), plan_file)
-    return ExportResult(out, plan_file, plan, diffs, counts, checkpoint.model)
+    parity_fn = (lambda blob: parity_check(blob, model, tuple(checkpoint.structure.input_size), fp16=False,
+                                           batches=DPP_PARITY_BATCHES)) if parity else None
+    return write_export(graph, opset, meta, out_path, plan, checkpoint.model, parity_fn)

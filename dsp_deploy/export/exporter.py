@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -182,10 +182,6 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
     planner.py, or for ``tensorrt`` see trt_planner.py, ``flavour`` picking the TensorRT) or
     grouped|branches|union|dense. Nothing is written unless onnx.checker and the parity check pass.
     """
-    import onnx
-
-    from dsp_deploy.export.onnx_io import to_model
-
     check_mode(lowering)
     if opset < 13:
         raise UsageError(f"opset {opset} is too old (the exporter needs >= 13; default 17)")
@@ -206,18 +202,31 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
         CastToFloat16().run(graph)
     meta = {"dsp_deploy.model": checkpoint.model, "dsp_deploy.lowering": lowering, "dsp_deploy.backend": backend,
             "dsp_deploy.structure_groups": str(structure.max_groups)}
+    parity_fn = (lambda blob: parity_check(blob, torch_model, tuple(structure.input_size), fp16=fp16,
+                                           in_channels=structure.in_channels)) if parity else None
+    return write_export(graph, opset, meta, out_path, plan, checkpoint.model, parity_fn)
+
+
+def write_export(graph: "Graph", opset: int, meta: dict[str, str], out_path: str | os.PathLike[str], plan: Plan,
+                 model: str, parity: Callable[[bytes], dict[int, float]] | None) -> ExportResult:
+    """Check a lowered graph (onnx.checker, then ``parity`` on its bytes) and write it with its plan.
+
+    Both go to temporary files first; the plan is renamed into place, then the model: a run killed
+    at any point leaves either no new model or a complete model with its plan beside it.
+    """
+    import onnx
+
+    from dsp_deploy.export.onnx_io import to_model
+
     proto = to_model(graph, opset, meta)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:  # noqa: BLE001 - checker raises several types
         raise ExportError(f"onnx.checker rejected the exported graph: {str(exc).splitlines()[0]}") from None
     blob = proto.SerializeToString()
-    diffs = parity_check(blob, torch_model, tuple(structure.input_size), fp16=fp16,
-                                 in_channels=structure.in_channels) if parity else {}
+    diffs = parity(blob) if parity is not None else {}
     out = Path(out_path)
     plan_file = plan_path_for(out)
-    # Both go to temporary files first; the plan is renamed into place, then the model: a run killed
-    # at any point leaves either no new model or a complete model with its plan beside it.
     with atomic_path(out) as tmp:
         tmp.write_bytes(blob)
         with atomic_path(plan_file) as plan_tmp:
@@ -226,7 +235,7 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
     for node in graph.nodes:
         counts[node.op] = counts.get(node.op, 0) + 1
     log.info("wrote %s (%d nodes) and %s", out, len(graph.nodes), plan_file)
-    return ExportResult(out, plan_file, plan, diffs, counts, checkpoint.model)
+    return ExportResult(out, plan_file, plan, diffs, counts, model)
 
 
 def _is_dppnet_file(source: Any) -> bool:
