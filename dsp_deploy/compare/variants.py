@@ -227,7 +227,7 @@ def build_variants(config: CompareConfig) -> tuple[list[BuiltVariant], str]:
             if key in TRAINED_BASELINES:
                 built.append(_method_variant(f"{key}{suffix}", key, path, dense, dsp, topo, config))
         if "dppnet" in config.baselines:
-            from dsp_deploy.dppnet.compare import dppnet_variant
+            from dsp_deploy.compare.dppnet import dppnet_variant
 
             built.append(dppnet_variant(f"dppnet{suffix}", dense, dsp, config.seed))
         if "tp" in config.baselines:
