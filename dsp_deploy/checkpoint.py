@@ -18,14 +18,16 @@ from dsp_deploy.errors import CheckpointError, DSPDeployError
 from dsp_deploy.structure import ModelStructure, dense_structure
 from dsp_deploy.utils.atomic import atomic_path
 from dsp_deploy.utils.hashing import zip_damage
+from dsp_deploy.utils.jsonfile import DocFormat
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-FORMAT_NAME = "dsp-deploy/checkpoint"
-FORMAT_VERSION = 1
+# The header of the torch.save payload (a dict, like the JSON documents' headers).
+CHECKPOINT_FORMAT = DocFormat("checkpoint", 1, "dsp-deploy checkpoint")
+FORMAT_NAME, FORMAT_VERSION = CHECKPOINT_FORMAT.name, CHECKPOINT_FORMAT.version
 
 
 @dataclass
@@ -66,8 +68,7 @@ def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> Non
     import torch
 
     payload = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        **CHECKPOINT_FORMAT.header(),
         "model": checkpoint.model,
         "config": dict(checkpoint.config, num_classes=checkpoint.structure.num_classes,
                        input_size=list(checkpoint.structure.input_size)),
@@ -132,11 +133,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zip, pickle error, unsafe global ...
         raise CheckpointError(f"{path} is not a readable checkpoint: {_load_failure(exc)}") from None
-    if not isinstance(payload, Mapping) or payload.get("format") != FORMAT_NAME:
-        raise CheckpointError(f"{path} is not a dsp-deploy checkpoint (no '{FORMAT_NAME}' header)")
-    if payload.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format version {payload.get('format_version')!r}; "
-                              f"this dsp-deploy reads version {FORMAT_VERSION}")
+    CHECKPOINT_FORMAT.check(payload, CheckpointError, path)
     try:
         structure = ModelStructure.from_json(payload.get("structure"))
     except DSPDeployError as exc:

@@ -1,13 +1,13 @@
 """Summaries of a checkpoint or structure: what `dsp-deploy info` prints."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from dsp_deploy.errors import CheckpointError
 from dsp_deploy.models.topology import Topology
 from dsp_deploy.structure import ModelStructure, count_costs, load_structure, topology_for
+from dsp_deploy.utils.jsonfile import summary_document
 
 
 def load_any_structure(path: str) -> tuple[ModelStructure, dict[str, Any]]:
@@ -135,4 +135,5 @@ def add_dppnet_section(summary: dict[str, Any], path: str) -> None:
 
 
 def summary_json(summary: dict[str, Any]) -> str:
-    return json.dumps(summary, indent=1, default=str)
+    """The `info --json` document (format ``dsp-deploy/info``)."""
+    return summary_document("info", summary)

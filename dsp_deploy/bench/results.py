@@ -14,10 +14,11 @@ from typing import Any
 
 from dsp_deploy.errors import BenchError
 from dsp_deploy.utils.atomic import write_text_atomic
-from dsp_deploy.utils.jsonfile import read_json_object
+from dsp_deploy.utils.jsonfile import DocFormat
 
-JSON_FORMAT = "dsp-deploy-bench"
-JSON_VERSION = 1
+# `dsp-deploy bench --json` files; the first releases wrote {"format": "dsp-deploy-bench", "version": 1}.
+BENCH_FORMAT = DocFormat("bench-results", 1, "dsp-deploy bench result file", old_names=("dsp-deploy-bench",),
+                         old_version_keys=("version",))
 
 
 @dataclass
@@ -68,10 +69,9 @@ class ResultRow:
 
 
 def write_json(rows: Sequence[ResultRow], path: str | Path) -> None:
-    """Write rows atomically as ``{"format", "version", "created", "rows": [...]}``."""
+    """Write rows atomically as ``{"format", "format_version", "created", "rows": [...]}``."""
     doc = {
-        "format": JSON_FORMAT,
-        "version": JSON_VERSION,
+        **BENCH_FORMAT.header(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "rows": [row.to_dict() for row in rows],
     }
@@ -80,7 +80,7 @@ def write_json(rows: Sequence[ResultRow], path: str | Path) -> None:
 
 def read_json(path: str | Path) -> list[ResultRow]:
     """Rows of a file written by ``write_json``; one-line BenchError if it is not one."""
-    doc = read_json_object(path, BenchError, "dsp-deploy bench result file", format_name=JSON_FORMAT)
+    doc = BENCH_FORMAT.read(path, BenchError)
     if not isinstance(doc.get("rows"), list):
         raise BenchError(f"{path}: not a dsp-deploy bench result file (no 'rows' list)")
     return [ResultRow.from_dict(r) for r in doc["rows"]]

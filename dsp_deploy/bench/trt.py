@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from dsp_deploy.bench.machine import cuda_gpus
 from dsp_deploy.bench.runner import BackendUnavailable, InputSpec, Runner
 from dsp_deploy.bench.variants import Variant
+from dsp_deploy.engines.manifest import EngineManifest
 from dsp_deploy.errors import BenchError
 
 if TYPE_CHECKING:
@@ -30,13 +31,10 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def manifest_input_specs(manifest: Mapping[str, Any]) -> list[InputSpec]:
-    """Inputs listed in an engine manifest: ``"inputs": [{"name", "shape", "dtype"}]`` or
-    ``{"<name>": {"shape", "dtype"}}``; negative dims are dynamic."""
-    raw = manifest.get("inputs") or []
-    items = [{"name": k, **v} for k, v in raw.items()] if isinstance(raw, dict) else list(raw)
+def manifest_input_specs(manifest: EngineManifest | None) -> list[InputSpec]:
+    """Inputs listed in an engine manifest (``inputs``: name, shape, dtype); negative dims are dynamic."""
     specs = []
-    for item in items:
+    for item in manifest.inputs if manifest is not None else []:
         if not isinstance(item, dict) or "name" not in item or "shape" not in item:
             continue
         shape = tuple(int(d) if isinstance(d, int) and d > 0 else None for d in item["shape"])

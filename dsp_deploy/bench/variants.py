@@ -12,10 +12,9 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from dsp_deploy.errors import BenchError, UsageError
-from dsp_deploy.utils.jsonfile import read_json_object
+from dsp_deploy.engines.manifest import EngineManifest, manifest_path_for
+from dsp_deploy.errors import BenchError, EngineBuildError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +31,12 @@ _TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".pts", ".torchscript")
 
 @dataclass(frozen=True)
 class Variant:
-    """One model to benchmark. ``manifest`` is the parsed engine manifest (engines only)."""
+    """One model to benchmark. ``manifest`` is the engine's manifest (engines only)."""
 
     name: str
     path: Path
     kind: str
-    manifest: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    manifest: EngineManifest | None = field(default=None, compare=False, repr=False)
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -90,14 +89,6 @@ def parse_input_shape(spec: str | Sequence[int] | None) -> tuple[int, ...] | Non
     return dims
 
 
-def find_manifest(engine: Path) -> Path | None:
-    """The engine's JSON manifest: ``model.engine.json`` or ``model.json`` beside it."""
-    for candidate in (engine.with_name(engine.name + ".json"), engine.with_suffix(".json")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def _looks_like_onnx(path: Path) -> bool:
     import onnx  # lazy: only for files without a telling suffix
 
@@ -136,22 +127,26 @@ def detect_kind(path: Path) -> str:
     )
 
 
-def load_manifest(engine: Path) -> dict[str, Any]:
-    """Read the engine's manifest; BenchError if it is missing or not JSON."""
-    manifest = find_manifest(engine)
-    if manifest is None:
-        raise BenchError(f"{engine}: no manifest {engine.name}.json beside the engine")
-    data = read_json_object(manifest, BenchError, "engine manifest")
+def load_manifest(engine: Path) -> EngineManifest:
+    """Read the engine's manifest (``model.engine.json``) through ``EngineManifest``; BenchError if
+    it is missing, not a manifest, or does not match the engine file."""
+    manifest = manifest_path_for(engine)
+    if not manifest.is_file():
+        raise BenchError(f"{engine}: no manifest {manifest.name} beside the engine")
+    try:
+        data = EngineManifest.load(manifest)
+    except EngineBuildError as exc:
+        raise BenchError(str(exc)) from None
     _check_engine_file(engine, manifest, data)
     return data
 
 
-def _check_engine_file(engine: Path, manifest: Path, data: dict[str, Any]) -> None:
+def _check_engine_file(engine: Path, manifest: Path, data: EngineManifest) -> None:
     """BenchError if the plan's size or sha256 differs from what its manifest recorded: a
     truncated or modified engine is caught here, even where no GPU could deserialize it."""
     from dsp_deploy.utils.hashing import sha256_file
 
-    size, digest = data.get("engine_bytes"), data.get("engine_sha256")
+    size, digest = data.engine_bytes, data.engine_sha256
     actual = engine.stat().st_size
     if isinstance(size, int) and not isinstance(size, bool) and size != actual:
         raise BenchError(f"{engine}: {actual} bytes, but {manifest.name} records {size} (truncated or replaced engine)")
@@ -163,7 +158,7 @@ def load_variant(path: str | Path, name: str | None = None) -> Variant:
     """Classify ``path`` into a Variant named ``name`` (default: the file stem)."""
     path = Path(path)
     kind = detect_kind(path)
-    manifest = load_manifest(path) if kind == "engine" else {}
+    manifest = load_manifest(path) if kind == "engine" else None
     return Variant(name=name or path.stem, path=path, kind=kind, manifest=manifest)
 
 
@@ -192,36 +187,16 @@ def variants_from_args(models: Sequence[str]) -> list[Variant]:
 
 
 def engine_batch_ranges(variant: Variant) -> dict[str, tuple[int, int]]:
-    """Per input: the (min, max) batch its optimization profile(s) allow, from the manifest.
-
-    Accepted manifest forms: ``"profiles": [{"<input>": {"min": [...], "max": [...]}}]`` (or a single
-    ``"profile"``), or top-level ``"min_batch"``/``"max_batch"``, or ``"batch": {"min", "max"}``.
-    An empty dict means the manifest states no limit.
-    """
+    """The (min, max) batch the engine's profile allows, from its manifest's ``batch`` entry (under
+    the key ``"*"``: it holds for every input). An empty dict means no limit is known."""
+    if variant.manifest is None:
+        return {}
     try:
-        return _batch_ranges(variant.manifest)
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-        manifest = find_manifest(variant.path) or variant.path
-        raise BenchError(f"{manifest}: malformed batch profile in the engine manifest "
+        low = int(variant.manifest.batch["min"])
+        return {"*": (low, int(variant.manifest.batch.get("max", low)))}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BenchError(f"{manifest_path_for(variant.path)}: malformed batch profile in the engine manifest "
                          f"({type(exc).__name__}: {str(exc)[:120]})") from None
-
-
-def _batch_ranges(data: dict[str, Any]) -> dict[str, tuple[int, int]]:
-    """engine_batch_ranges of a manifest dict (may raise on malformed entries)."""
-    if "min_batch" in data or "max_batch" in data or isinstance(data.get("batch"), dict):
-        batch = data.get("batch") if isinstance(data.get("batch"), dict) else {}
-        low = int(batch.get("min", data.get("min_batch", 1)))
-        high = int(batch.get("max", data.get("max_batch", low)))
-        return {"*": (low, high)}
-    profiles = data.get("profiles", [data["profile"]] if isinstance(data.get("profile"), dict) else [])
-    ranges: dict[str, tuple[int, int]] = {}
-    for profile in profiles if isinstance(profiles, list) else []:
-        for tensor, shapes in profile.items():
-            if isinstance(shapes, dict) and "min" in shapes and "max" in shapes:
-                low, high = int(shapes["min"][0]), int(shapes["max"][0])
-                old = ranges.get(tensor)
-                ranges[tensor] = (min(low, old[0]), max(high, old[1])) if old else (low, high)
-    return ranges
 
 
 def check_batches(variant: Variant, batches: Sequence[int]) -> None:

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from dsp_deploy.utils.jsonfile import summary_document
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -44,5 +45,5 @@ def run(args: argparse.Namespace) -> int:
                                    flops_reduction=args.flops_reduction, dense_epochs=args.epochs,
                                    group_epochs=args.group_epochs, finetune_epochs=args.finetune_epochs,
                                    seed=args.seed, progress=not args.no_progress))
-    print(json.dumps(summary, indent=1, default=str) if args.json else format_demo_summary(summary))
+    print(summary_document("demo-summary", summary) if args.json else format_demo_summary(summary))
     return 0

@@ -32,4 +32,4 @@ def run(args: argparse.Namespace) -> int:
         ("metrics", s["metrics"]),
         ("val accuracy", f"{s['val_accuracy_before']:.2f}% -> {s['val_accuracy']:.2f}%"),
         ("processes", str(s["world_size"])),
-    ])
+    ], kind="finetune-summary")

@@ -54,4 +54,4 @@ def run(args: argparse.Namespace) -> int:
         ("FLOPs reduction (whole model)", f"{s['flops_reduction_pct']:.2f}%"),
         ("params reduction", f"{s['params_reduction_pct']:.2f}%"),
         ("time", f"{s['time_s']:.1f} s"),
-    ])
+    ], kind="prune-summary")

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         ("metrics", s["metrics"]),
         ("val accuracy", f"{s['val_accuracy']:.2f}%" if isinstance(s.get("val_accuracy"), float) else "n/a"),
         ("groups", str(s.get("groups", "dense"))) if "patterns" not in s else ("patterns", s["patterns"]),
-    ])
+    ], kind="train-summary")
 
 
 def _run_method(args: argparse.Namespace) -> int:
@@ -101,4 +101,4 @@ def _run_method(args: argparse.Namespace) -> int:
         ("val accuracy", f"{s['val_accuracy']:.2f}%" if isinstance(s.get("val_accuracy"), float) else "n/a"),
         ("test accuracy", f"{s['test_accuracy']:.2f}%" if isinstance(s.get("test_accuracy"), float) else "n/a"),
         ("time", f"{s['time_s']:.0f} s"),
-    ])
+    ], kind="train-summary")

@@ -15,7 +15,7 @@ from typing import Any
 
 from dsp_deploy.compare.artifacts import Artifacts, make_artifacts
 from dsp_deploy.compare.config import CompareConfig
-from dsp_deploy.compare.results import CompareResult, VariantInfo, add_speedups, make_row, now_utc
+from dsp_deploy.compare.results import CompareResult, CompareRow, VariantInfo, add_speedups, make_row, now_utc
 from dsp_deploy.compare.variants import BuiltVariant, build_variants
 from dsp_deploy.utils.atomic import atomic_directory
 
@@ -33,12 +33,12 @@ def _load() -> list[float] | None:
         return None
 
 
-def _skipped(info: VariantInfo, backend: str, threads: int, batch: int, reason: str, model: str) -> dict[str, Any]:
+def _skipped(info: VariantInfo, backend: str, threads: int, batch: int, reason: str, model: str) -> CompareRow:
     from dsp_deploy.bench.results import ResultRow
 
     row = ResultRow(variant=info.name, path="", backend=backend, batch=batch, status="skipped", reason=reason,
                     threads=threads, device="cpu" if backend in CPU_BACKENDS else "cuda")
-    return make_row(row.to_dict(), info, model)
+    return make_row(row, info, model)
 
 
 def _settings(config: CompareConfig, threads_list: Sequence[int]) -> list[tuple[int, str, list[str], bool]]:
@@ -57,7 +57,7 @@ def _settings(config: CompareConfig, threads_list: Sequence[int]) -> list[tuple[
 
 
 def benchmark(config: CompareConfig, built: Sequence[BuiltVariant], artifacts: Artifacts, model: str,
-              progress: bool | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+              progress: bool | None = None) -> tuple[list[CompareRow], dict[str, Any], dict[str, Any]]:
     """Rows for every variant x backend x threads x batch (skipped ones with the reason), plus the
     machine and library versions. Per batch size, all variants with a file of one kind are timed
     interleaved in one ``run_benchmark`` call (so the runs may differ per batch)."""
@@ -66,7 +66,7 @@ def benchmark(config: CompareConfig, built: Sequence[BuiltVariant], artifacts: A
     from dsp_deploy.bench.variants import Variant
 
     infos = {b.info.name: b.info for b in built}
-    rows: list[dict[str, Any]] = []
+    rows: list[CompareRow] = []
     for threads, kind, backends, graphs in _settings(config, config.threads or (usable_cores(),)):
         rename = {"torch-cuda": "torch-cuda+graphs"} if graphs else {}
         variants = [Variant(n, artifacts.files[n][kind], kind) for n in infos if kind in artifacts.files.get(n, {})]
@@ -76,8 +76,8 @@ def benchmark(config: CompareConfig, built: Sequence[BuiltVariant], artifacts: A
                 for r in run_benchmark(variants, backends, [batch], threads=threads, runs=config.runs_at(batch),
                                        warmup=config.warmup, time_budget=config.time_budget, seed=config.seed,
                                        cuda_graphs=graphs, progress=progress):
-                    row = make_row(r.to_dict(), infos[r.variant], model)
-                    row["backend"] = rename.get(row["backend"], row["backend"])
+                    row = make_row(r, infos[r.variant], model)
+                    row.backend = rename.get(row.backend, row.backend)
                     rows.append(row)
             for name, info in infos.items():
                 if name not in timed:

@@ -46,14 +46,14 @@ def plot_latency_vs_flops(result: CompareResult, path: Path) -> None:
     plt = _pyplot()
     rows = result.ok_rows()
     batches = result.batches()
-    settings = list(dict.fromkeys((r["backend"], int(r["threads"])) for r in rows))
+    settings = list(dict.fromkeys((r.backend, r.threads) for r in rows))
     fig, axes = plt.subplots(1, len(batches), figsize=(4.6 * len(batches), 3.8), squeeze=False)
     for ax, batch in zip(axes[0], batches):
         for s_index, (backend, threads) in enumerate(settings):
-            for label in dict.fromkeys(r["label"] for r in rows):
-                pts = [(r["flops"] / 1e6, r["median_ms"]) for r in rows if r["batch"] == batch and
-                       r["backend"] == backend and int(r["threads"]) == threads and r["label"] == label]
-                method = next(r["method"] for r in rows if r["label"] == label)
+            for label in dict.fromkeys(r.label for r in rows):
+                pts = [(r.flops / 1e6, r.median_ms) for r in rows if r.batch == batch and
+                       r.backend == backend and r.threads == threads and r.label == label]
+                method = next(r.method for r in rows if r.label == label)
                 if pts:
                     ax.scatter(*zip(*pts), color=_color(method, label), marker=MARKERS[s_index % len(MARKERS)],
                                s=36, label=f"{label}, {backend} {threads}t")
@@ -75,14 +75,14 @@ def plot_speedup_vs_batch(result: CompareResult, path: Path) -> None:
     plt = _pyplot()
     rows = result.ok_rows()
     settings = [s for s in result.settings() if any(
-        r["backend"] == s[0] and int(r["threads"]) == s[1] and r.get("speedup_vs_dense") for r in rows)]
+        r.backend == s[0] and r.threads == s[1] and r.speedup_vs_dense for r in rows)]
     fig, axes = plt.subplots(1, max(1, len(settings)), figsize=(5.2 * max(1, len(settings)), 3.9), squeeze=False)
     variants = [v for v in result.variants if v.ok and v.method != "dense"]
     groups = list(dict.fromkeys(v.matched_to or v.name for v in variants))  # one line style per DSP target
     for ax, (backend, threads) in zip(axes[0], settings):
         for index, v in enumerate(variants):
-            pts = sorted((r["batch"], r["speedup_vs_dense"]) for r in rows if r["variant"] == v.name and
-                         r["backend"] == backend and int(r["threads"]) == threads and r.get("speedup_vs_dense"))
+            pts = sorted((r.batch, r.speedup_vs_dense) for r in rows if r.variant == v.name and
+                         r.backend == backend and r.threads == threads and r.speedup_vs_dense)
             if not pts:
                 continue
             color = _color(v.method, v.label)

@@ -47,7 +47,7 @@ def variants_table(result: CompareResult) -> list[str]:
 
 
 def latency_tables(result: CompareResult) -> list[str]:
-    rows_at = {(r["variant"], r["backend"], int(r["threads"]), int(r["batch"])): r for r in result.rows}
+    rows_at = {(r.variant, r.backend, r.threads, r.batch): r for r in result.rows}
     out: list[str] = []
     batches = result.batches()
     for backend, threads in result.settings():
@@ -60,11 +60,11 @@ def latency_tables(result: CompareResult) -> list[str]:
             cells = [v.name, _num(v.flops_ratio, 2, "x") if v.ok else "-"]
             for b in batches:
                 r = rows_at.get((v.name, backend, threads, b))
-                if r is None or r.get("status") != "ok":
+                if r is None or not r.ok:
                     cells += ["skipped", "-", "-"]
                     continue
-                cells += [f"{r['median_ms']:.3f} / {r['p90_ms']:.3f}", _num(r.get("speedup_vs_dense"), 2, "x"),
-                          _num(r.get("efficiency"), 2)]
+                cells += [f"{r.median_ms:.3f} / {r.p90_ms:.3f}", _num(r.speedup_vs_dense, 2, "x"),
+                          _num(r.efficiency, 2)]
             body.append(cells)
         out += _table(header, body)
     return out
@@ -117,10 +117,10 @@ def _skips(result: CompareResult) -> list[str]:
     """One line per (backend, reason): which variants it left unmeasured."""
     grouped: dict[tuple[str, str], list[str]] = {}
     for r in result.rows:
-        if r.get("status") != "ok":
-            names = grouped.setdefault((r["backend"], r.get("reason") or "?"), [])
-            if r["variant"] not in names:
-                names.append(r["variant"])
+        if not r.ok:
+            names = grouped.setdefault((r.backend, r.reason or "?"), [])
+            if r.variant not in names:
+                names.append(r.variant)
     return [f"- {backend} ({', '.join(names)}): {reason}" for (backend, reason), names in grouped.items()]
 
 

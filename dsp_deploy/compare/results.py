@@ -15,12 +15,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from dsp_deploy.bench.results import ResultRow
 from dsp_deploy.errors import BenchError
 from dsp_deploy.utils.atomic import write_text_atomic
-from dsp_deploy.utils.jsonfile import read_json_object
+from dsp_deploy.utils.jsonfile import DocFormat
 
-JSON_FORMAT = "dsp-deploy-compare"
-JSON_VERSION = 1
+# results.json of a compare report; the first releases wrote {"format": "dsp-deploy-compare", "version": 1}.
+COMPARE_FORMAT = DocFormat("compare-results", 1, "dsp-deploy compare results file",
+                           old_names=("dsp-deploy-compare",), old_version_keys=("version",))
 CSV_COLUMNS = ("model", "variant", "method", "groups", "backend", "threads", "batch", "status", "flops", "params",
                "flops_reduction_pct", "dsp_flops_reduction_pct", "runs", "median_ms", "p90_ms", "p99_ms", "mean_ms",
                "min_ms", "throughput", "speedup_vs_dense", "efficiency", "lowering", "reason")
@@ -66,6 +68,29 @@ class VariantInfo:
 
 
 @dataclass
+class CompareRow(ResultRow):
+    """A bench row joined with its variant's costs, and its speedup vs dense and efficiency (filled by
+    ``add_speedups``). ``machine``/``versions`` stay empty: the result records them once."""
+
+    model: str = ""
+    method: str = ""
+    label: str = ""
+    groups: int = 1
+    flops: int = 0
+    params: int = 0
+    flops_reduction_pct: float = 0.0
+    dsp_flops_reduction_pct: float | None = None
+    lowering: str = ""
+    speedup_vs_dense: float | None = None
+    efficiency: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["machine"], data["versions"]
+        return data
+
+
+@dataclass
 class CompareResult:
     """Everything a report is made from."""
 
@@ -74,7 +99,7 @@ class CompareResult:
     source: str
     config: dict[str, Any]
     variants: list[VariantInfo]
-    rows: list[dict[str, Any]]
+    rows: list[CompareRow]
     machine: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, Any] = field(default_factory=dict)
     load: dict[str, Any] = field(default_factory=dict)
@@ -88,29 +113,30 @@ class CompareResult:
                 return v
         raise BenchError(f"no variant '{name}' in the results")
 
-    def ok_rows(self) -> list[dict[str, Any]]:
-        return [r for r in self.rows if r.get("status") == "ok" and r.get("median_ms")]
+    def ok_rows(self) -> list[CompareRow]:
+        return [r for r in self.rows if r.ok and r.median_ms]
 
     def settings(self) -> list[tuple[str, int]]:
         """(backend, threads) pairs in first-seen order."""
-        return list(dict.fromkeys((r["backend"], int(r["threads"])) for r in self.rows))
+        return list(dict.fromkeys((r.backend, r.threads) for r in self.rows))
 
     def batches(self) -> list[int]:
-        return sorted({int(r["batch"]) for r in self.rows})
+        return sorted({r.batch for r in self.rows})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": JSON_FORMAT, "version": JSON_VERSION, "created": self.created, "model": self.model,
+        return {**COMPARE_FORMAT.header(), "created": self.created, "model": self.model,
                 "title": self.title, "source": self.source, "command": self.command, "seconds": self.seconds,
                 "config": self.config, "machine": self.machine, "versions": self.versions, "load": self.load,
-                "variants": [asdict(v) for v in self.variants], "rows": self.rows}
+                "variants": [asdict(v) for v in self.variants], "rows": [r.to_dict() for r in self.rows]}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> CompareResult:
         known = {f.name for f in fields(VariantInfo)}
         try:
             variants = [VariantInfo(**{k: v for k, v in item.items() if k in known}) for item in doc["variants"]]
+            rows = [CompareRow.from_dict(r) for r in doc["rows"]]
             return cls(str(doc["model"]), str(doc.get("title", "")), str(doc.get("source", "")),
-                       dict(doc.get("config") or {}), variants, list(doc["rows"]), dict(doc.get("machine") or {}),
+                       dict(doc.get("config") or {}), variants, rows, dict(doc.get("machine") or {}),
                        dict(doc.get("versions") or {}), dict(doc.get("load") or {}), str(doc.get("command", "")),
                        str(doc.get("created", "")), float(doc.get("seconds", 0.0)))
         except (KeyError, TypeError, ValueError) as exc:
@@ -121,34 +147,30 @@ def now_utc() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def make_row(bench_row: dict[str, Any], variant: VariantInfo, model: str) -> dict[str, Any]:
-    """A bench ResultRow (as a dict) joined with its variant's costs; speedups are added later."""
-    row = dict(bench_row)
-    row.pop("machine", None)
-    row.pop("versions", None)
-    row.update(model=model, method=variant.method, label=variant.label, groups=variant.groups,
-               flops=variant.flops, params=variant.params, flops_reduction_pct=round(variant.flops_reduction_pct, 3),
-               dsp_flops_reduction_pct=None if variant.dsp_flops_reduction_pct is None
-               else round(variant.dsp_flops_reduction_pct, 3),
-               lowering=variant.lowering, speedup_vs_dense=None, efficiency=None)
-    return row
+def make_row(bench_row: ResultRow, variant: VariantInfo, model: str) -> CompareRow:
+    """A bench row joined with its variant's costs; speedups are added later."""
+    data = {f.name: getattr(bench_row, f.name) for f in fields(ResultRow) if f.name not in ("machine", "versions")}
+    dsp_reduction = variant.dsp_flops_reduction_pct
+    return CompareRow(**data, model=model, method=variant.method, label=variant.label, groups=variant.groups,
+                      flops=variant.flops, params=variant.params,
+                      flops_reduction_pct=round(variant.flops_reduction_pct, 3),
+                      dsp_flops_reduction_pct=None if dsp_reduction is None else round(dsp_reduction, 3),
+                      lowering=variant.lowering)
 
 
-def add_speedups(rows: list[dict[str, Any]], variants: Sequence[VariantInfo], dense: str = "dense") -> None:
+def add_speedups(rows: list[CompareRow], variants: Sequence[VariantInfo], dense: str = "dense") -> None:
     """Fill ``speedup_vs_dense`` and ``efficiency`` in place (None where dense or the row is missing)."""
     by_name = {v.name: v for v in variants}
-    base = {(r["backend"], r["threads"], r["batch"]): r["median_ms"] for r in rows
-            if r["variant"] == dense and r.get("status") == "ok" and r.get("median_ms")}
+    base = {(r.backend, r.threads, r.batch): r.median_ms for r in rows if r.variant == dense and r.ok and r.median_ms}
     for r in rows:
-        r.setdefault("speedup_vs_dense", None)
-        r.setdefault("efficiency", None)
-        ref = base.get((r["backend"], r["threads"], r["batch"]))
-        if r.get("status") != "ok" or not r.get("median_ms") or ref is None:
+        r.speedup_vs_dense = r.efficiency = None
+        ref = base.get((r.backend, r.threads, r.batch))
+        if not r.ok or not r.median_ms or ref is None:
             continue
-        speedup = ref / r["median_ms"]
-        r["speedup_vs_dense"] = round(speedup, 4)
-        ratio = by_name[r["variant"]].flops_ratio if r["variant"] in by_name else float("nan")
-        r["efficiency"] = round(speedup / ratio, 4) if ratio == ratio and ratio > 0 else None
+        speedup = ref / r.median_ms
+        r.speedup_vs_dense = round(speedup, 4)
+        ratio = by_name[r.variant].flops_ratio if r.variant in by_name else float("nan")
+        r.efficiency = round(speedup / ratio, 4) if ratio == ratio and ratio > 0 else None
 
 
 def write_results_json(result: CompareResult, path: str | Path) -> None:
@@ -161,7 +183,7 @@ def results_csv_text(result: CompareResult) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in result.rows:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+        writer.writerow({k: ("" if getattr(row, k) is None else getattr(row, k)) for k in CSV_COLUMNS})
     return buffer.getvalue()
 
 
@@ -170,8 +192,7 @@ def read_results(path: str | Path) -> CompareResult:
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
-    doc = read_json_object(path, BenchError, "dsp-deploy compare results file", format_name=JSON_FORMAT)
-    return CompareResult.from_dict(doc)
+    return CompareResult.from_dict(COMPARE_FORMAT.read(path, BenchError))
 
 
 @dataclass(frozen=True)
@@ -197,8 +218,8 @@ class Verdict:
         return "dsp" if self.ratio > 1.0 else "channel"
 
 
-def _rows_at(result: CompareResult) -> dict[tuple[str, str, int, int], dict[str, Any]]:
-    return {(r["variant"], r["backend"], int(r["threads"]), int(r["batch"])): r for r in result.ok_rows()}
+def _rows_at(result: CompareResult) -> dict[tuple[str, str, int, int], CompareRow]:
+    return {(r.variant, r.backend, r.threads, r.batch): r for r in result.ok_rows()}
 
 
 def verdicts(result: CompareResult, *, each: bool = False) -> list[Verdict]:
@@ -215,9 +236,9 @@ def verdicts(result: CompareResult, *, each: bool = False) -> list[Verdict]:
                 theirs = [rows[k] for k in ((b, backend, threads, batch) for b in baselines) if k in rows]
                 if not mine or not theirs:
                     continue
-                chosen = theirs if each else [min(theirs, key=lambda r: r["median_ms"])]
-                out += [Verdict(dsp.name, r["variant"], backend, threads, batch, mine["median_ms"], r["median_ms"],
-                                mine.get("speedup_vs_dense"), r.get("speedup_vs_dense")) for r in chosen]
+                chosen = theirs if each else [min(theirs, key=lambda r: r.median_ms)]
+                out += [Verdict(dsp.name, r.variant, backend, threads, batch, mine.median_ms, r.median_ms,
+                                mine.speedup_vs_dense, r.speedup_vs_dense) for r in chosen]
     return out
 
 
@@ -237,7 +258,7 @@ def headline_rows(results: CompareResult | str | Path) -> list[str]:
         for backend, threads in result.settings():
             parts = []
             for v in group:
-                speeds = [rows.get((v.name, backend, threads, b), {}).get("speedup_vs_dense") for b in batches]
+                speeds = [getattr(rows.get((v.name, backend, threads, b)), "speedup_vs_dense", None) for b in batches]
                 if all(s is None for s in speeds):
                     continue
                 parts.append(f"{v.label} {'/'.join('-' if s is None else f'{s:.2f}' for s in speeds)}x")

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from dsp_deploy.errors import EngineBuildError
-from dsp_deploy.utils.jsonfile import read_json_object
+from dsp_deploy.utils.jsonfile import DocFormat, read_json_object
 
-MANIFEST_FORMAT = "dsp-deploy-engine-manifest"
-MANIFEST_VERSION = 1
+# model.engine.json; the first releases named the format "dsp-deploy-engine-manifest".
+MANIFEST_FORMAT = DocFormat("engine-manifest", 1, "engine manifest", old_names=("dsp-deploy-engine-manifest",))
 
 
 def manifest_path_for(engine_path: str | os.PathLike[str]) -> Path:
@@ -50,15 +50,11 @@ class EngineManifest:
     timing_cache: str | None = None
     build_seconds: float | None = None
     lowering_plan: dict[str, Any] | None = None  # the source ONNX's plan: backend, measured, machine (lowering.py)
-    format: str = MANIFEST_FORMAT
-    format_version: int = MANIFEST_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (format keys first)."""
-        data = asdict(self)
-        head = {"format": data.pop("format"), "format_version": data.pop("format_version")}
-        return {**head, **data}
+        return {**MANIFEST_FORMAT.header(), **asdict(self)}
 
     def to_json(self) -> str:
         """Pretty JSON text with a trailing newline."""
@@ -66,9 +62,8 @@ class EngineManifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "manifest") -> EngineManifest:
-        """Inverse of :meth:`to_dict`; ``EngineBuildError`` for a foreign or incomplete file."""
-        if data.get("format") != MANIFEST_FORMAT:
-            raise EngineBuildError(f"{where}: not a dsp-deploy engine manifest")
+        """Inverse of :meth:`to_dict`; ``EngineBuildError`` for a foreign, newer or incomplete file."""
+        MANIFEST_FORMAT.check(data, EngineBuildError, where)
         names = {f.name for f in fields(cls)}
         try:
             return cls(**{k: v for k, v in data.items() if k in names})
@@ -81,4 +76,4 @@ class EngineManifest:
         path = Path(path)
         if path.suffix != ".json":
             path = manifest_path_for(path)
-        return cls.from_dict(read_json_object(path, EngineBuildError, "engine manifest"), where=str(path))
+        return cls.from_dict(read_json_object(path, EngineBuildError, MANIFEST_FORMAT.what), where=str(path))

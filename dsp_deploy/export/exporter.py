@@ -16,7 +16,6 @@ from dsp_deploy.checkpoint import Checkpoint
 from dsp_deploy.errors import ExportError, UsageError
 from dsp_deploy.export.plan import ORT_CPU, TENSORRT, Plan, check_backend, check_mode
 from dsp_deploy.utils.atomic import atomic_path
-from dsp_deploy.utils.jsonfile import read_json_object
 
 if TYPE_CHECKING:
     from dsp_deploy.export.graph import Graph
@@ -266,8 +265,4 @@ def _export_dppnet(source: Any, out_path: str | os.PathLike[str], model_name: st
 
 def load_plan(path: str | os.PathLike[str]) -> Plan:
     """Read a plan JSON written by export_onnx (ExportError naming the file if it is not one)."""
-    data = read_json_object(path, ExportError, "lowering plan", format_name="dsp-deploy/lowering-plan")
-    try:
-        return Plan.from_dict(data)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ExportError(f"{os.fspath(path)}: malformed lowering plan ({type(exc).__name__}: {exc})") from None
+    return Plan.load(path)

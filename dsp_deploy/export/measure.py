@@ -17,10 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from dsp_deploy.errors import ExportError
 from dsp_deploy.utils.atomic import write_text_atomic
+from dsp_deploy.utils.jsonfile import DocFormat
 from dsp_deploy.utils.ort_options import benchmark_session_options
 
 log = logging.getLogger(__name__)
+
+# The planner's timing cache; the first releases wrote the entries as the whole (header-less) object.
+COST_CACHE_FORMAT = DocFormat("export-costs", 1, "planner timing cache")
 
 
 def ort_session(model_bytes: bytes, threads: int = 1) -> Any:
@@ -52,7 +57,8 @@ def default_cache_path() -> Path:
 
 class CostCache:
     """Measured ms (candidate name -> ms) per (set of subgraphs, batch) on this machine and
-    ONNX Runtime version."""
+    ONNX Runtime version. A damaged file is ignored; another kind of file, or one written by a
+    newer dsp-deploy, is an ExportError (``--no-cache`` or another ``--cache`` path get past it)."""
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
         self.path = Path(path) if path else None
@@ -61,6 +67,9 @@ class CostCache:
         if self.path and self.path.is_file():
             with contextlib.suppress(OSError, ValueError):
                 data = json.loads(self.path.read_text())
+                if isinstance(data, dict) and "format" in data:
+                    COST_CACHE_FORMAT.check(data, ExportError, str(self.path))
+                    data = data.get("entries")
                 if isinstance(data, dict):
                     self.entries = {k: v for k, v in data.items() if isinstance(v, dict)}
 
@@ -83,5 +92,6 @@ class CostCache:
     def save(self) -> None:
         if self.path and self.dirty:
             with contextlib.suppress(OSError):
-                write_text_atomic(self.path, json.dumps(self.entries, indent=0, sort_keys=True))
+                doc = {**COST_CACHE_FORMAT.header(), "entries": self.entries}
+                write_text_atomic(self.path, json.dumps(doc, indent=0, sort_keys=True))
             self.dirty = False

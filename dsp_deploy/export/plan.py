@@ -3,17 +3,21 @@ and printed as a short table."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dsp_deploy.errors import UsageError
+from dsp_deploy.errors import ExportError, UsageError
+from dsp_deploy.utils.jsonfile import DocFormat
 
 LOWERINGS = ("grouped", "branches", "union", "dense")
 MODES = ("auto", *LOWERINGS)
 ORT_CPU = "onnxruntime-cpu"
 TENSORRT = "tensorrt"  # TensorRT or TensorRT for RTX
 BACKENDS = (ORT_CPU, TENSORRT)  # the targets a plan can be made for
+# model.onnx.plan.json; the first plans wrote the version as "version" only.
+PLAN_FORMAT = DocFormat("lowering-plan", 1, "lowering plan", old_version_keys=("version",))
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class Plan:
     measured: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": "dsp-deploy/lowering-plan", "format_version": 1, "version": 1, "mode": self.mode,
+        return {**PLAN_FORMAT.header(), "mode": self.mode,
                 "backend": self.backend, "measured": self.measured, "machine": self.machine,
                 "layers": {k: asdict(v) for k, v in self.layers.items()}, "chosen": self.chosen,
                 "measurements_ms": self.measurements, "notes": self.notes}
@@ -74,6 +78,15 @@ class Plan:
         measured = bool(data.get("measured", data["mode"] == "auto"))  # older plans: auto was measured on ORT
         return cls(data["mode"], layers, dict(data.get("measurements_ms", {})), dict(data.get("chosen", {})),
                    data.get("backend", ORT_CPU), dict(data.get("notes", {})), dict(data.get("machine", {})), measured)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Plan:
+        """Read a plan JSON written by export_onnx (ExportError naming the file if it is not one)."""
+        data = PLAN_FORMAT.read(path, ExportError)
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ExportError(f"{os.fspath(path)}: malformed lowering plan ({type(exc).__name__}: {exc})") from None
 
     def table(self) -> str:
         """Short text table: one line per planning unit with its choice and timings."""

@@ -22,14 +22,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dsp_deploy.errors import ExportError
+from dsp_deploy.utils.jsonfile import DocFormat
 
 if TYPE_CHECKING:
     import torch
 
     from dsp_deploy.export.graph import Graph
 
-SPEC_FORMAT = "dsp-deploy/torch-lowered"
-SPEC_VERSION = 1
+# The torch export (``--format torch``): a torch.save dict with this header around the JSON spec.
+TORCH_EXPORT_FORMAT = DocFormat("torch-lowered", 1, "dsp-deploy torch export")
 
 
 def _symmetric(pads: list[int], what: str) -> int:
@@ -103,7 +104,7 @@ def graph_spec(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         ops.append(op)
     if graph.outputs[0].name not in slots:
         raise ExportError("the graph output is never computed")
-    spec = {"format": SPEC_FORMAT, "format_version": SPEC_VERSION, "ops": ops,
+    spec = {**TORCH_EXPORT_FORMAT.header(), "ops": ops,
             "output": slots[graph.outputs[0].name], "input_shape": [int(d) for d in graph.inputs[0].shape[1:]],
             "meta": {}}
     return spec, state
@@ -148,8 +149,7 @@ def build_module(spec: Mapping[str, Any], state: Mapping[str, Any] | None = None
 
     from dsp_deploy.export.torch_ops import LoweredModule
 
-    if spec.get("format") != SPEC_FORMAT or spec.get("format_version") != SPEC_VERSION:
-        raise ExportError(f"not a {SPEC_FORMAT} v{SPEC_VERSION} spec")
+    TORCH_EXPORT_FORMAT.check(spec, ExportError, "spec")
     module = LoweredModule([_make_op(op) for op in spec["ops"]], [list(op["in"]) for op in spec["ops"]],
                            int(spec["output"]), tuple(spec["input_shape"]))
     module.spec = dict(spec)
@@ -175,7 +175,7 @@ def save_lowered(module: torch.nn.Module, path: str | os.PathLike[str]) -> None:
 
     from dsp_deploy.utils.atomic import atomic_path
 
-    doc = {"format": SPEC_FORMAT, "format_version": SPEC_VERSION, "spec": json.dumps(module.spec),
+    doc = {**TORCH_EXPORT_FORMAT.header(), "spec": json.dumps(module.spec),
            "state": {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}}
     with atomic_path(path) as tmp:
         torch.save(doc, tmp)
@@ -195,11 +195,7 @@ def load_lowered(path: str | os.PathLike[str], map_location: str = "cpu") -> tor
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ExportError(f"{where}: not a dsp-deploy torch export ({first})") from None
-    if not isinstance(doc, dict) or doc.get("format") != SPEC_FORMAT:
-        raise ExportError(f"{where}: not a dsp-deploy torch export (no '{SPEC_FORMAT}' format tag)")
-    if doc.get("format_version") != SPEC_VERSION:
-        raise ExportError(f"{where}: torch export version {doc.get('format_version')} is not supported "
-                          f"(this dsp-deploy reads {SPEC_VERSION})")
+    TORCH_EXPORT_FORMAT.check(doc, ExportError, where)
     try:
         spec = json.loads(doc["spec"])
         return build_module(spec, doc["state"])

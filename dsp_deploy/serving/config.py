@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dsp_deploy.errors import ServingError
+
+if TYPE_CHECKING:
+    from dsp_deploy.engines.manifest import EngineManifest
 
 # numpy dtype names <-> Triton data types.
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "float64": "TYPE_FP64", "int64": "TYPE_INT64",
@@ -83,12 +86,12 @@ def onnx_io(path: Path, name: str, max_batch: int) -> ModelIO:
     return ModelIO(name, "onnx", path, inputs, outputs, max_batch if batched else 0, meta=meta)
 
 
-def engine_io(path: Path, name: str, manifest: dict[str, Any]) -> ModelIO:
+def engine_io(path: Path, name: str, manifest: EngineManifest) -> ModelIO:
     """Inputs/outputs of a TensorRT engine from its manifest; ``max_batch_size`` = the profile's max batch."""
-    batch = manifest.get("batch") or {}
+    batch = manifest.batch
     try:
-        inputs = [TensorIO(t["name"], t["dtype"], tuple(int(d) for d in t["shape"][1:])) for t in manifest["inputs"]]
-        outputs = [TensorIO(t["name"], t["dtype"], tuple(int(d) for d in t["shape"][1:])) for t in manifest["outputs"]]
+        inputs = [TensorIO(t["name"], t["dtype"], tuple(int(d) for d in t["shape"][1:])) for t in manifest.inputs]
+        outputs = [TensorIO(t["name"], t["dtype"], tuple(int(d) for d in t["shape"][1:])) for t in manifest.outputs]
         low, opt, high = int(batch["min"]), int(batch["opt"]), int(batch["max"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ServingError(f"model '{name}': engine manifest of {path} lacks IO or batch profile ({exc})") from None

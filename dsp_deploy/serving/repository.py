@@ -133,11 +133,9 @@ def _write_model(root: Path, io: ModelIO, text: str, payload: Path | bytes, file
         return
     shutil.copyfile(payload, folder / "1" / filename)
     if io.kind == "engine":  # the manifest travels with the plan: serving and checks read it
-        from dsp_deploy.bench.variants import find_manifest
+        from dsp_deploy.engines.manifest import manifest_path_for
 
-        manifest = find_manifest(payload)
-        assert manifest is not None  # model_io already loaded it
-        shutil.copyfile(manifest, folder / "1" / f"{filename}.json")
+        shutil.copyfile(manifest_path_for(payload), folder / "1" / f"{filename}.json")  # model_io loaded it
 
 
 def build_repository(specs: Sequence[str], out: str | Path, options: RepoOptions) -> list[str]:

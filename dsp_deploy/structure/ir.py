@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dsp_deploy.errors import StructureError
+from dsp_deploy.utils.jsonfile import DocFormat
 
-SCHEMA_VERSION = 1
-FORMAT_NAME = "dsp-deploy/structure"
+# structure.json; releases before format_version wrote the version as "schema_version".
+STRUCTURE_FORMAT = DocFormat("structure", 1, "structure document", old_version_keys=("schema_version",))
+SCHEMA_VERSION = STRUCTURE_FORMAT.version
 PRUNED = -1
 # Sanity bounds: a model must be buildable from the document (an fc of 10**20 classes is not).
 MAX_CLASSES = 1_000_000
@@ -200,8 +202,7 @@ class ModelStructure:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": FORMAT_NAME,
-            "schema_version": SCHEMA_VERSION,
+            **STRUCTURE_FORMAT.header(),
             "model": self.model,
             "num_classes": self.num_classes,
             "input_size": list(self.input_size),
@@ -217,11 +218,7 @@ class ModelStructure:
         """Parse (and fully validate against the model's topology) a structure dict."""
         from dsp_deploy.structure.validate import validate_structure
 
-        if not isinstance(data, Mapping) or data.get("format") != FORMAT_NAME:
-            raise StructureError(f"not a structure document (expected \"format\": \"{FORMAT_NAME}\")")
-        version = data.get("schema_version")
-        if type(version) is not int or version != SCHEMA_VERSION:  # noqa: E721 - True == 1 must not pass
-            raise StructureError(f"unsupported structure schema_version {version!r} (this version reads {SCHEMA_VERSION})")
+        STRUCTURE_FORMAT.check(data, StructureError, "")
         try:
             model, layers, metadata = data["model"], data["layers"], data.get("metadata") or {}
             if not isinstance(model, str):

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from dsp_deploy.utils.jsonfile import summary_document
 
 
 def add_loop_options(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +50,11 @@ def format_table(rows: list[tuple[str, str]]) -> str:
 
 
 def report_summary(summary: Mapping[str, Any], as_json: bool,
-                   rows: Callable[[Mapping[str, Any]], list[tuple[str, str]]]) -> int:
+                   rows: Callable[[Mapping[str, Any]], list[tuple[str, str]]], *, kind: str) -> int:
     """Print a stage's summary on rank 0 only (torchrun starts one process per device): as JSON
-    with ``--json``, else as the two-column table ``rows`` makes of it. Returns exit code 0."""
+    (format ``dsp-deploy/<kind>``) with ``--json``, else as the two-column table ``rows`` makes of
+    it. Returns exit code 0."""
     if summary.get("rank", 0) != 0:
         return 0
-    print(json.dumps(summary, indent=1) if as_json else format_table(rows(summary)))
+    print(summary_document(kind, summary) if as_json else format_table(rows(summary)))
     return 0

@@ -2,7 +2,6 @@
 built with the real tensorrt_rtx builder (no GPU needed to build), a TorchScript module."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -57,30 +56,12 @@ def onnx_pair(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def engine_file(tmp_path: Path) -> Path:
-    """A real TensorRT-RTX plan (batch profile 1..8) with a manifest in the engine stage's format."""
-    trt = pytest.importorskip("tensorrt_rtx")
-    onnx_path = make_conv_onnx(tmp_path / "eng.onnx", 4)
-    logger = trt.Logger(trt.Logger.ERROR)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    assert parser.parse(onnx_path.read_bytes())
-    config = builder.create_builder_config()
-    profile = builder.create_optimization_profile()
-    profile.set_shape("x", (1, 3, 8, 8), (4, 3, 8, 8), (8, 3, 8, 8))
-    config.add_optimization_profile(profile)
-    plan = builder.build_serialized_network(network, config)
-    assert plan is not None
+    """A real TensorRT-RTX plan (batch profile 1..8) and its manifest, both written by the engine
+    stage's ``build_engine`` (so the manifest is exactly what ``EngineManifest`` reads)."""
+    pytest.importorskip("tensorrt_rtx")
+    from dsp_deploy.engines import build_engine
+
     engine = tmp_path / "eng.engine"
-    engine.write_bytes(bytes(plan))
-    manifest = {
-        "format": "dsp-deploy-engine-manifest",
-        "format_version": 1,
-        "engine": engine.name,
-        "flavour": "tensorrt_rtx",
-        "inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 3, 8, 8],
-                    "profile": {"min": [1, 3, 8, 8], "opt": [4, 3, 8, 8], "max": [8, 3, 8, 8]}}],
-        "batch": {"min": 1, "opt": 4, "max": 8},
-    }
-    (tmp_path / "eng.engine.json").write_text(json.dumps(manifest))
+    build_engine(make_conv_onnx(tmp_path / "eng.onnx", 4), engine, batch=(1, 4, 8), flavour="tensorrt_rtx",
+                 inspect=False)
     return engine

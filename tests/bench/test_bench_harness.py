@@ -139,7 +139,7 @@ def test_json_round_trip_and_table(onnx_pair: tuple[Path, Path], tmp_path: Path)
     out = tmp_path / "res" / "bench.json"
     write_json(rows, out)
     doc = json.loads(out.read_text())
-    assert doc["format"] == "dsp-deploy-bench" and len(doc["rows"]) == len(rows)
+    assert doc["format"] == "dsp-deploy/bench-results" and doc["format_version"] == 1 and len(doc["rows"]) == len(rows)
     assert [p.name for p in out.parent.iterdir()] == ["bench.json"]  # no temp file left behind
     back = read_json(out)
     assert back == rows and all(isinstance(r, ResultRow) for r in back)

@@ -11,6 +11,7 @@ from dsp_deploy.compare.plots import write_plots
 from dsp_deploy.compare.report import render_markdown, write_report
 from dsp_deploy.compare.results import (
     CompareResult,
+    CompareRow,
     VariantInfo,
     add_speedups,
     headline_rows,
@@ -30,10 +31,10 @@ def variant(name: str, method: str, flops: int, matched_to: str | None = None) -
                        params_reduction_pct=50.0, matched_to=matched_to)
 
 
-def row(name: str, batch: int, median: float, threads: int = 1, status: str = "ok") -> dict:
-    return {"variant": name, "backend": "ort-cpu", "threads": threads, "batch": batch, "status": status,
-            "median_ms": median if status == "ok" else None, "p90_ms": median * 1.1 if status == "ok" else None,
-            "method": "", "flops": 0, "reason": "" if status == "ok" else "no GPU"}
+def row(name: str, batch: int, median: float, threads: int = 1, status: str = "ok") -> CompareRow:
+    return CompareRow(variant=name, path="", backend="ort-cpu", threads=threads, batch=batch, status=status,
+                      median_ms=median if status == "ok" else None, p90_ms=median * 1.1 if status == "ok" else None,
+                      reason="" if status == "ok" else "no GPU")
 
 
 @pytest.fixture
@@ -43,8 +44,8 @@ def result() -> CompareResult:
     medians = {"dense": (10.0, 80.0), "dsp": (5.0, 60.0), "l1": (6.0, 40.0), "tp": (8.0, 50.0)}
     rows = [row(n, b, m[i]) for n, m in medians.items() for i, b in enumerate((1, 8))]
     for r in rows:
-        info = next(v for v in variants if v.name == r["variant"])
-        r.update(method=info.method, label=info.label, flops=info.flops)
+        info = next(v for v in variants if v.name == r.variant)
+        r.method, r.label, r.flops = info.method, info.label, info.flops
     res = CompareResult("resnet20", "test", "unit test", {"runs": 10, "warmup": 2}, variants, rows,
                         machine={"cpu": "x", "logical_cores": 2}, versions={"onnxruntime": "1"})
     add_speedups(res.rows, variants)
@@ -52,11 +53,11 @@ def result() -> CompareResult:
 
 
 def test_speedup_and_efficiency(result: CompareResult) -> None:
-    at = {(r["variant"], r["batch"]): r for r in result.rows}
-    assert at[("dense", 1)]["speedup_vs_dense"] == 1.0
-    assert at[("dsp", 1)]["speedup_vs_dense"] == 2.0
-    assert at[("dsp", 1)]["efficiency"] == 1.0  # 2x faster at half the FLOPs
-    assert at[("l1", 8)]["speedup_vs_dense"] == 2.0 and at[("tp", 8)]["efficiency"] == 0.8
+    at = {(r.variant, r.batch): r for r in result.rows}
+    assert at[("dense", 1)].speedup_vs_dense == 1.0
+    assert at[("dsp", 1)].speedup_vs_dense == 2.0
+    assert at[("dsp", 1)].efficiency == 1.0  # 2x faster at half the FLOPs
+    assert at[("l1", 8)].speedup_vs_dense == 2.0 and at[("tp", 8)].efficiency == 0.8
 
 
 def test_verdicts_pick_fastest_baseline(result: CompareResult) -> None:
@@ -76,7 +77,7 @@ def test_headline_rows(result: CompareResult) -> None:
 def test_skipped_rows_get_no_speedup(result: CompareResult) -> None:
     result.rows.append(row("dsp", 32, 0.0, status="skipped"))
     add_speedups(result.rows, result.variants)
-    assert result.rows[-1]["speedup_vs_dense"] is None
+    assert result.rows[-1].speedup_vs_dense is None
     assert "- ort-cpu (dsp): no GPU" in render_markdown(result)
 
 

@@ -33,7 +33,7 @@ def test_bad_documents_name_the_file(tmp_path: Path, text: str | None, message: 
 
 def test_load_plan_rejects_other_files(tmp_path: Path) -> None:
     path = tmp_path / "model.onnx.plan.json"
-    path.write_text('{"format": "dsp-deploy/lowering-plan", "layers": 3}')
+    path.write_text('{"format": "dsp-deploy/lowering-plan", "format_version": 1, "layers": 3}')
     with pytest.raises(ExportError, match="malformed lowering plan"):
         load_plan(path)
     path.write_text('{"rows": []}')

@@ -114,11 +114,11 @@ def test_json_round_trip(tmp_path, r20):
     assert back == s1
     assert back.layer("layer2.0.conv1").group_inputs == ((0, 2, 4), (1, 3, 5, 7))
     doc = json.loads(path.read_text())
-    assert doc["schema_version"] == 1 and doc["format"] == "dsp-deploy/structure"
+    assert doc["format_version"] == 1 and doc["format"] == "dsp-deploy/structure" and "schema_version" not in doc
 
 
 @pytest.mark.parametrize("mutate, fragment", [
-    (lambda d: d.update(schema_version=99), "schema_version 99"),
+    (lambda d: d.update(format_version=99), "format_version 99, newer than the 1"),
     (lambda d: d.update(format="x"), "not a structure document"),
     (lambda d: d["layers"][1].update(group_inputs=[[0, 16]]), r"layer1.0.conv1.*outside 0..15"),
     (lambda d: d["layers"][1].update(group_inputs=[[0, 1, 1]]), r"layer1.0.conv1.*more than once"),

@@ -208,7 +208,7 @@ def test_invalid_structures_raise_structure_error_naming_the_layer(structure, de
 # -- document-level defects: no layer to name, but still only StructureError -----------------------
 DOC_DEFECTS = {
     "format": lambda d: d.update(format="dsp-deploy/checkpoint"),
-    "schema_version": lambda d: d.update(schema_version=True),
+    "format_version": lambda d: d.update(format_version=True),
     "model": lambda d: d.update(model=["resnet20"]),
     "unknown model": lambda d: d.update(model="resnet9000"),
     "num_classes": lambda d: d.update(num_classes=10**30),

@@ -21,7 +21,7 @@ def test_build_writes_plan_and_manifest(tiny_onnx: Path, tmp_path: Path) -> None
     assert len(plan) > 1000
     data = json.loads(manifest_path_for(out).read_text())
     assert manifest_path_for(out).name == "tiny.engine.json"
-    assert data["format"] == "dsp-deploy-engine-manifest"
+    assert data["format"] == "dsp-deploy/engine-manifest" and data["format_version"] == 1
     assert data["flavour"] == RTX and data["version"] == manifest.version != ""
     assert data["engine"] == "tiny.engine"
     assert data["engine_bytes"] == len(plan)

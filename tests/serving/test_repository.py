@@ -2,16 +2,17 @@
 mistakes are refused; bad input leaves no repository; corrupt model files fail naming the model."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from dsp_deploy.cli.main import main
+from dsp_deploy.engines.manifest import EngineManifest
 from dsp_deploy.errors import ServingError
 from dsp_deploy.serving.config import parse_config
 from dsp_deploy.serving.repository import RepoOptions, build_repository, read_repository
+from dsp_deploy.utils.hashing import sha256_file
 
 
 def configs(root: Path) -> dict[str, object]:
@@ -74,12 +75,14 @@ def test_corrupt_model_file_fails_load_with_one_line_naming_the_model(repo, tmp_
 def test_engine_config_takes_batch_and_dims_from_the_profile(tmp_path):
     plan = tmp_path / "dsp50.plan"
     plan.write_bytes(b"not loaded by triton-repo")
-    manifest = {"format": "dsp-deploy-engine-manifest", "format_version": 1,
-                "inputs": [{"name": "input", "dtype": "float32", "shape": [-1, 3, 224, 224],
-                            "profile": {"min": [1, 3, 224, 224], "opt": [8, 3, 224, 224], "max": [16, 3, 224, 224]}}],
-                "outputs": [{"name": "logits", "dtype": "float32", "shape": [-1, 1000]}],
-                "batch": {"min": 1, "opt": 8, "max": 16}}
-    (tmp_path / "dsp50.plan.json").write_text(json.dumps(manifest))
+    manifest = EngineManifest(
+        engine=plan.name, engine_sha256=sha256_file(plan), engine_bytes=plan.stat().st_size, flavour="tensorrt_rtx",
+        version="1.7", source_onnx="dsp50.onnx", source_onnx_sha256="", precision="float16", strongly_typed=True,
+        inputs=[{"name": "input", "dtype": "float32", "shape": [-1, 3, 224, 224],
+                 "profile": {"min": [1, 3, 224, 224], "opt": [8, 3, 224, 224], "max": [16, 3, 224, 224]}}],
+        outputs=[{"name": "logits", "dtype": "float32", "shape": [-1, 1000]}],
+        batch={"min": 1, "opt": 8, "max": 16}, targets=["DEFAULT"], conv_groups={}, network_layers=[])
+    (tmp_path / "dsp50.plan.json").write_text(manifest.to_json())
     out = tmp_path / "repo"
     build_repository([str(plan)], out, RepoOptions(gpu=True, max_batch=64))
     config = configs(out)["dsp50"]
