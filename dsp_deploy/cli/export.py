@@ -35,7 +35,7 @@ def add_parser(subparsers: Any) -> None:
                              "CPU; --profile tensorrt-fp16 plans for TensorRT); others force one lowering")
     parser.add_argument("--fp16", action="store_true", default=None, help="float16 weights and activations (float32 I/O)")
     parser.add_argument("--opset", type=int, help="ONNX opset (default 17)")
-    parser.add_argument("--profile", help="preset from the export/ folder (cpu-ort, tensorrt-fp16, ...) or a JSON "
+    parser.add_argument("--profile", help="preset shipped with dsp-deploy (cpu-ort, tensorrt-fp16, ...) or a JSON "
                                           "file; explicit options win")
     parser.add_argument("--model", help="export a dense model of this name instead of a checkpoint (e.g. resnet56)")
     parser.add_argument("--weights", help="with --model: a state_dict file (default: random init, seed 0)")

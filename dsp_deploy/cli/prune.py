@@ -26,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "filter counts become multiples of N (at most all), e.g. 16 for ONNX Runtime's "
                              "AVX-512 kernels; the groups and the FLOPs target are unchanged")
     parser.add_argument("--out", required=True, metavar="P.pt", help="pruned checkpoint to write")
-    parser.add_argument("--recipe", metavar="FILE", help="JSON recipe whose 'prune' section gives defaults")
+    parser.add_argument("--recipe", metavar="NAME|FILE",
+                        help="shipped recipe name or JSON file whose 'prune' section gives defaults")
     parser.add_argument("--seed", type=int, default=0, help="seed of the one-shot clustering")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")

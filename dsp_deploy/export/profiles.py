@@ -1,4 +1,5 @@
-"""Export profiles: JSON presets (the repository's ``export/`` folder) for the export options."""
+"""Export profiles: JSON presets for the export options, shipped as package data in
+``dsp_deploy/profiles/`` (found by name after any install) or given as a path."""
 from __future__ import annotations
 
 import os
@@ -7,21 +8,21 @@ from typing import Any
 
 from dsp_deploy.errors import UsageError
 from dsp_deploy.export.plan import BACKENDS, MODES
-from dsp_deploy.utils.jsonfile import read_json_object
+from dsp_deploy.utils.jsonfile import read_json_object, shipped_json
 
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "export"
+PROFILE_PACKAGE = "dsp_deploy.profiles"
 KEYS = {"lowering": str, "fp16": bool, "opset": int, "plan_batches": list, "backend": str, "description": str}
 
 
 def list_profiles() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.json")) if PROFILE_DIR.is_dir() else []
+    return sorted(shipped_json(PROFILE_PACKAGE))
 
 
 def load_profile(name_or_path: str) -> dict[str, Any]:
-    """The options of a profile (by name in ``export/`` or by path), validated."""
+    """The options of a profile (a shipped one by name, or a file by path), validated."""
     path = Path(name_or_path)
     if not path.is_file():
-        path = PROFILE_DIR / f"{name_or_path}.json"
+        path = shipped_json(PROFILE_PACKAGE).get(name_or_path, path)
     if not path.is_file():
         raise UsageError(f"unknown export profile '{name_or_path}' (available: {', '.join(list_profiles()) or 'none'})")
     data = read_json_object(path, UsageError, "export profile")

@@ -24,7 +24,8 @@ def add_loop_options(parser: argparse.ArgumentParser) -> None:
 def add_run_options(parser: argparse.ArgumentParser, *, resume_help: str) -> None:
     parser.add_argument("--data", required=True,
                         help="dataset: 'synthetic', 'cifar10:PATH' or an ImageFolder/CIFAR-10 folder")
-    parser.add_argument("--recipe", metavar="FILE", help="JSON recipe (see training/*.json)")
+    parser.add_argument("--recipe", metavar="NAME|FILE",
+                        help="a shipped recipe by name (e.g. cifar10_resnet20, see training/README.md) or a JSON file")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights, data order and Gumbel noise")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where to train (auto: CUDA if available)")

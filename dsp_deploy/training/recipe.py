@@ -5,6 +5,7 @@ A recipe has the sections ``data``, ``pretrain`` (dense training), ``train`` (gr
 ``scratch`` (Pruning from Scratch) and ``scp`` and ``scp_finetune`` (Soft Channel Pruning), and
 ``patterns`` (DPPNet's pattern learning). Values resolve in this order: command-line option,
 then recipe file, then the built-in defaults below (the DSP paper's CIFAR-10 settings).
+The recipes shipped with the package (``dsp_deploy/recipes/``) are found by name.
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from dsp_deploy.errors import UsageError
+from dsp_deploy.utils.jsonfile import shipped_json
+
+RECIPE_PACKAGE = "dsp_deploy.recipes"
 
 DEFAULTS: dict[str, Any] = {
     "name": "default",
@@ -102,17 +106,25 @@ def _flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tupl
 DEFAULTS_FLAT = _flatten(DEFAULTS)
 
 
+def list_recipes() -> list[str]:
+    """Names of the recipes shipped with the package."""
+    return sorted(shipped_json(RECIPE_PACKAGE))
+
+
 def load_recipe(path: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """The defaults overlaid with the recipe file at ``path`` (UsageError naming the file/key)."""
+    """The defaults overlaid with the recipe at ``path``, a file or the name of a shipped recipe
+    (UsageError naming the file/key)."""
     recipe = copy.deepcopy(DEFAULTS)
     if path is None:
         return recipe
     where = f"recipe {os.fspath(path)}"
+    if not os.path.exists(path):
+        path = shipped_json(RECIPE_PACKAGE).get(os.fspath(path), path)
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except FileNotFoundError:
-        raise UsageError(f"{where}: file not found") from None
+        raise UsageError(f"{where}: file not found, nor a shipped recipe ({', '.join(list_recipes())})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{where}: cannot read ({exc})") from None
     except json.JSONDecodeError as exc:

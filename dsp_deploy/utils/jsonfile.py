@@ -87,3 +87,13 @@ def summary_document(kind: str, summary: Mapping[str, Any]) -> str:
     every file: ``{"format": "dsp-deploy/<kind>", "format_version": 1, ...}``."""
     header = DocFormat(kind, SUMMARY_VERSION, kind).header()
     return json.dumps({**header, **summary}, indent=1, default=str)
+
+
+def shipped_json(package: str) -> dict[str, Path]:
+    """The JSON files shipped inside ``package`` (package data: export profiles, training recipes),
+    by name without ``.json``. Found through importlib.resources, so a plain ``pip install .``
+    (not editable) finds them wherever the command runs."""
+    from importlib import resources
+
+    items = resources.files(package).iterdir()
+    return {item.name[:-5]: Path(str(item)) for item in items if item.name.endswith(".json")}

@@ -118,7 +118,7 @@ def test_dppnet_recipes_load(name: str) -> None:
 
     from dsp_deploy.training.recipe import load_recipe
 
-    recipe = load_recipe(Path(__file__).resolve().parents[2] / "training" / f"dppnet_{name}.json")
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "dsp_deploy" / "recipes" / f"dppnet_{name}.json")
     assert get_config(recipe["model"]).is_dppnet
     assert recipe["patterns"]["alpha"] == (8e-6 if "imagenet" in name else 1e-4)
     assert recipe["finetune"]["epochs"] == 40

@@ -140,8 +140,8 @@ def make_samples(folder: Path) -> dict[str, Path]:
         code, err = run_cli(["-q", *argv])
         assert code == 0, err
     shutil.copy(REPO / "bench" / "results" / "resnet20_g4" / "results.json", samples["compare-results"])
-    shutil.copy(REPO / "training" / "cifar10_resnet20.json", samples["recipe"])
-    shutil.copy(REPO / "export" / "cpu-ort.json", samples["profile"])
+    shutil.copy(REPO / "dsp_deploy" / "recipes" / "cifar10_resnet20.json", samples["recipe"])
+    shutil.copy(REPO / "dsp_deploy" / "profiles" / "cpu-ort.json", samples["profile"])
     if REFERENCE.is_file():
         samples["torchscript"] = folder / "authors.pt"
         shutil.copy(REFERENCE, samples["torchscript"])

@@ -119,7 +119,7 @@ def test_recipes_carry_each_papers_settings() -> None:
 
     from dsp_deploy.training.recipe import load_recipe
 
-    for path in sorted((Path(__file__).resolve().parents[2] / "training").glob("*.json")):
+    for path in sorted((Path(__file__).resolve().parents[2] / "dsp_deploy" / "recipes").glob("*.json")):
         recipe = load_recipe(path)
         imagenet = recipe["model"] in ("resnet18", "resnet50")
         pfs, scp = recipe["pfs"], recipe["scp"]

@@ -10,7 +10,7 @@ import pytest
 from dsp_deploy.errors import UsageError
 from dsp_deploy.training.recipe import load_recipe, stage_settings
 
-RECIPES = sorted((Path(__file__).resolve().parents[2] / "training").glob("*.json"))
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "dsp_deploy" / "recipes").glob("*.json"))
 DSP_RECIPES = [p for p in RECIPES if not p.name.startswith("dppnet_")]  # DPPNet's are checked in test_dppnet_pipeline
 
 

@@ -1,0 +1,1 @@
+"""Export profiles shipped with the package: `dsp-deploy export --profile NAME` (NAME.json here)."""
