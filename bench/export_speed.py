@@ -40,7 +40,7 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def resnet50_checkpoint(seed: int = 0, channel_multiple: int = 0):  # noqa: ANN201
+def resnet50_checkpoint(seed: int = 0, channel_multiple: int = 0):
     """Random-weight ResNet-50 with a G=2, 70% FLOPs-reduction structure ("total" metric)."""
     import torch
 
@@ -64,7 +64,7 @@ def resnet50_checkpoint(seed: int = 0, channel_multiple: int = 0):  # noqa: ANN2
     return Checkpoint("resnet50", state, structure), model, how
 
 
-def magnitude_structure(topo, state, target):  # noqa: ANN001, ANN201
+def magnitude_structure(topo, state, target):
     """Fallback: per conv, filters in 2 groups by index parity, each keeping its top inputs by
     |W|; the kept fraction is bisected to reach ``target`` (whole-model FLOPs)."""
     from dsp_deploy.models.topology import ROLE_BLOCK_OUT, ROLE_INNER
@@ -72,7 +72,7 @@ def magnitude_structure(topo, state, target):  # noqa: ANN001, ANN201
 
     base = dense_structure(topo)
 
-    def build(keep: float):  # noqa: ANN202
+    def build(keep: float):
         updates = {}
         for spec in topo.convs:
             if spec.role not in (ROLE_INNER, ROLE_BLOCK_OUT):
@@ -104,7 +104,7 @@ def time_models(paths: dict[str, Path], shape: tuple[int, ...], runs: int) -> di
     return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
-def export_all(label: str, checkpoint, dense_source, work: Path, model_name: str, cache: str):  # noqa: ANN001, ANN201
+def export_all(label: str, checkpoint, dense_source, work: Path, model_name: str, cache: str):
     paths, plans = {}, {}
     start = time.perf_counter()
     paths["dense model"] = export_onnx(dense_source, work / f"{label}_dense_model.onnx", lowering="dense",

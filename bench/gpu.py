@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import platform
 import sys
 import time
@@ -98,7 +97,8 @@ def build_entries(args: argparse.Namespace) -> list[Entry]:
         sources = [(b.info.name, b.checkpoint, b.info.flops) for b in built]
         if args.channel_multiple > 1:
             aligned = _one_shot(built[0].checkpoint, 2, 0.7, None, 0, channel_multiple=args.channel_multiple)
-            sources.append(("dsp-aligned", aligned, count_costs(aligned.structure, topology_for(aligned.structure)).flops))
+            aligned_flops = count_costs(aligned.structure, topology_for(aligned.structure)).flops
+            sources.append(("dsp-aligned", aligned, aligned_flops))
         entries += _entries("resnet50", sources, args.lowerings)
     return entries
 
@@ -115,7 +115,8 @@ def prepared(module: Any, precision: str, device: str) -> Any:
     return out.eval()
 
 
-def time_group(entries: list[Entry], modules: dict[str, Any], precision: str, mode: str, args: argparse.Namespace) -> list[dict]:
+def time_group(entries: list[Entry], modules: dict[str, Any], precision: str, mode: str,
+               args: argparse.Namespace) -> list[dict]:
     """All entries of one model in one precision and mode, interleaved, through the harness."""
     from dsp_deploy.bench.harness import RunnerOptions, run_benchmark
     from dsp_deploy.bench.torch_runner import TorchRunner
@@ -154,7 +155,8 @@ def compile_modules(entries: list[Entry], rows: list[dict], precision: str, args
     best: dict[str, tuple[float, str]] = {}
     ref_mode = "graphs" if any(r["mode"] == "graphs" for r in rows) else "eager"
     for r in rows:
-        if r["model"] == entries[0].model and r["mode"] == ref_mode and r["precision"] == precision and r["batch"] == max(args.batches) and r["median_ms"]:
+        if (r["model"] == entries[0].model and r["mode"] == ref_mode and r["precision"] == precision
+                and r["batch"] == max(args.batches) and r["median_ms"]):
             key = r["kind"] if r["kind"].startswith("dsp") else r["variant"]
             best[key] = min(best.get(key, (float("inf"), "")), (r["median_ms"], r["variant"]))
     order = [best[k][1] for k in ("dense", "dsp", "l1-inner", "dsp-aligned") if k in best]
@@ -226,7 +228,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.runs, args.warmup = args.runs or 5, min(args.warmup, 2)
     bad = [m for m in args.modes if m not in MODES] + [q for q in args.precisions if q not in PRECISIONS]
-    bad += [m for m in args.models if m not in ("resnet56", "resnet50")] + [x for x in args.lowerings if x not in LOWERINGS]
+    bad += [m for m in args.models if m not in ("resnet56", "resnet50")]
+    bad += [x for x in args.lowerings if x not in LOWERINGS]
     if bad or (not cuda and "graphs" in args.modes):
         p.error(f"unsupported choice: {(bad or ['graphs (CUDA graphs need --device cuda)'])[0]}")
     return args

@@ -48,7 +48,8 @@ def verdicts(doc: dict[str, Any]) -> list[str]:
             tally[1] += 1
             cells.append(f"{ratio:.2f}x")
         table.append(cells)
-    lines = ["## Who wins", "", "Fastest DSP variant per setting; ratio = other median / DSP median (> 1: DSP faster).", ""]
+    lines = ["## Who wins", "",
+             "Fastest DSP variant per setting; ratio = other median / DSP median (> 1: DSP faster).", ""]
     lines += _table(["model", "precision", "mode", "batch", "fastest DSP", "ms", "vs dense", "vs L1-inner"], table)
     count = ", ".join(f"{k} {v}" for k, v in sorted(wins.items(), key=lambda kv: -kv[1])) or "none"
     lines += ["", f"- Fastest DSP lowering (eager and CUDA-graph settings): {count}.",
@@ -92,7 +93,8 @@ def render(doc: dict[str, Any]) -> str:
                 lines.append("")
     skipped = [r for r in doc["rows"] if r.get("status") == "skipped"]
     if skipped:
-        lines += ["Skipped: " + "; ".join(f"{r['model']} {r['variant']} {r['mode']}: {r['reason']}" for r in skipped), ""]
+        reasons = "; ".join(f"{r['model']} {r['variant']} {r['mode']}: {r['reason']}" for r in skipped)
+        lines += [f"Skipped: {reasons}", ""]
     return "\n".join(lines)
 
 

@@ -112,7 +112,8 @@ def _load_failure(exc: Exception) -> str:
     """One line saying why torch.load refused a file."""
     text = str(exc)
     if "Unsupported global" in text or "Weights only load failed" in text:
-        unsafe = text.split("Unsupported global:")[-1].split(" was not")[0].strip() if "Unsupported global" in text else ""
+        unsafe = (text.split("Unsupported global:")[-1].split(" was not")[0].strip()
+                  if "Unsupported global" in text else "")
         return f"it contains pickled code objects ({unsafe or 'unsafe globals'}), refused for safety"
     if "zip" in text.lower() or "EOF" in text or "unpickl" in text.lower():
         return "corrupt or truncated file"
@@ -139,7 +140,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     except DSPDeployError as exc:
         raise CheckpointError(f"{path}: invalid structure: {exc}") from None
     if structure.model != payload.get("model"):
-        raise CheckpointError(f"{path}: structure is for {structure.model} but the checkpoint says {payload.get('model')}")
+        raise CheckpointError(f"{path}: structure is for {structure.model} "
+                              f"but the checkpoint says {payload.get('model')}")
     parts = {key: payload.get(key) for key in ("state_dict", "config", "metadata", "extra")}
     wrong = [key for key, value in parts.items() if not isinstance(value, Mapping) and (key == "state_dict" or value)]
     if wrong:

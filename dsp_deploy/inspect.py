@@ -64,7 +64,8 @@ def summarize(structure: ModelStructure, metadata: dict[str, Any] | None = None)
         "flops_reduction_pct": _round(costs.flops_reduction_pct),
         "params_reduction_pct": _round(costs.params_reduction_pct),
         "dsp_convention": {
-            "description": "only the convs of residual-block bodies (not stem, downsample or fc), as the DSP paper counts",
+            "description": "only the convs of residual-block bodies (not stem, downsample or fc), "
+                           "as the DSP paper counts",
             "flops": costs.dsp_flops,
             "dense_flops": costs.dsp_dense_flops,
             "params": costs.dsp_params,

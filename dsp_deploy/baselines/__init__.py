@@ -6,8 +6,8 @@ from __future__ import annotations
 from dsp_deploy.baselines.l1_channel import (
     DEFAULT_MIN_KEEP,
     DEFAULT_TOLERANCE,
-    ChannelPruneResult,
     ChannelPruner,
+    ChannelPruneResult,
     L1ChannelPruner,
     Unit,
     l1_channel_prune,

@@ -161,7 +161,8 @@ class ChannelPruner:
         if not low <= flops <= high:
             flops, structure, removed = self._fix_up(lo - 1, low, high, cache)
         log.info("channel pruning (%s): %d channels removed, %.4g MACs vs target %.4g (%+.2f%%, %d evaluations)",
-                 self.metric, len(removed), flops, target_flops, 100 * (flops - target_flops) / target_flops, self.evaluations)
+                 self.metric, len(removed), flops, target_flops, 100 * (flops - target_flops) / target_flops,
+                 self.evaluations)
         return ChannelPruneResult(structure, flops, target_flops, len(removed), self.evaluations)
 
     def _cached(self, cache: dict[int, tuple[int, ModelStructure]], n: int) -> tuple[int, ModelStructure]:

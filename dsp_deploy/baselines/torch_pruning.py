@@ -45,7 +45,7 @@ def layer_macs(model: "torch.nn.Module", input_shape: tuple[int, ...]) -> dict[s
 
     macs: dict[str, int] = {}
 
-    def hook(name: str):  # noqa: ANN202 - forward hook factory
+    def hook(name: str):
         def record(module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
             if isinstance(module, nn.Conv2d):
                 k = module.kernel_size[0] * module.kernel_size[1]

@@ -140,7 +140,8 @@ def cpu_isa() -> str:
         if sep and name.strip() in ("flags", "Features"):
             flags = set(value.split())
             break
-    for flag, label in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"), ("asimd", "NEON")):
+    for flag, label in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"),
+                        ("asimd", "NEON")):
         if flag in flags:
             return label
     return platform.machine() or "unknown"

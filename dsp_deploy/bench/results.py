@@ -104,7 +104,8 @@ def format_table(rows: Sequence[ResultRow], baseline: str | None = None) -> str:
     """Aligned text table; with ``baseline`` (a variant name) a speedup column = baseline median /
     row median at the same backend and batch."""
     if baseline is not None and not any(r.variant == baseline for r in rows):
-        raise BenchError(f"baseline '{baseline}' is not among the variants: {', '.join(sorted({r.variant for r in rows}))}")
+        names = ", ".join(sorted({r.variant for r in rows}))
+        raise BenchError(f"baseline '{baseline}' is not among the variants: {names}")
     base = {(r.backend, r.batch): r.median_ms for r in rows if r.variant == baseline and r.ok}
     header = ["variant", "backend", "batch", "threads", "runs", "median ms", "p90 ms", "p99 ms",
               "mean ms", "min ms", "samples/s"]

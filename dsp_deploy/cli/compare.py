@@ -31,7 +31,8 @@ def add_parser(subparsers: Any) -> None:
                         help="state_dict for the dense model in one-shot mode (default: random init)")
     parser.add_argument("--baselines", default="l1,tp",
                         help="comma-separated among l1 (L1 channel pruning incl. residual streams), l1-inner "
-                        "(block-inner channels only, as Li et al. prune ResNets), tp (Torch-Pruning), pfs (Pruning from Scratch), "
+                        "(block-inner channels only, as Li et al. prune ResNets), tp (Torch-Pruning), "
+                        "pfs (Pruning from Scratch), "
                         "scp (Soft Channel Pruning; pfs=CKPT / scp=CKPT use a `train --method` checkpoint, else the "
                         "method's structure search runs on synthetic data), dppnet (DPPNet with random patterns at the "
                         "nearest FLOPs; resnet20/56/18/34), or none "

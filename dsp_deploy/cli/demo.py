@@ -12,9 +12,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     d = DemoOptions()
     parser = subparsers.add_parser(
         "demo", help="run the whole pipeline on Fashion-MNIST (or the built-in synthetic set; ~10 minutes on a CPU)",
-        description="Dense ResNet-20 on Fashion-MNIST (the synthetic set when it is not installed), DSP group learning, group channel pruning to 60%% "
-                    "fewer FLOPs, fine-tuning and evaluation; prints which data it used, dense vs pruned validation and test accuracy, FLOPs and the "
-                    "files written to --out.")
+        description="Dense ResNet-20 on Fashion-MNIST (the synthetic set when it is not installed), DSP group "
+                    "learning, group channel pruning to 60%% fewer FLOPs, fine-tuning and evaluation; prints which "
+                    "data it used, dense vs pruned validation and test accuracy, FLOPs and the files written to --out.")
     parser.add_argument("--out", default=d.out, metavar="DIR", help=f"output folder (default: {d.out})")
     parser.add_argument("--data", default="auto",
                         help="dataset (default: auto = Fashion-MNIST from the Debian package dataset-fashion-mnist, "

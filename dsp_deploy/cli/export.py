@@ -33,7 +33,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--lowering", choices=("auto", "grouped", "branches", "union", "dense"),
                         help="auto = chosen per block for the profile's backend (default: measured on ONNX Runtime "
                              "CPU; --profile tensorrt-fp16 plans for TensorRT); others force one lowering")
-    parser.add_argument("--fp16", action="store_true", default=None, help="float16 weights and activations (float32 I/O)")
+    parser.add_argument("--fp16", action="store_true", default=None,
+                        help="float16 weights and activations (float32 I/O)")
     parser.add_argument("--opset", type=int, help="ONNX opset (default 17)")
     parser.add_argument("--profile", help="preset shipped with dsp-deploy (cpu-ort, tensorrt-fp16, ...) or a JSON "
                                           "file; explicit options win")
@@ -41,7 +42,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--weights", help="with --model: a state_dict file (default: random init, seed 0)")
     parser.add_argument("--plan-batches", type=_batches, metavar="B[,B...]",
                         help="batch sizes the auto planner measures (default 1,32 for CIFAR, 1 for ImageNet)")
-    parser.add_argument("--cache", metavar="FILE", help="planner timing cache (default ~/.cache/dsp-deploy/export-costs.json)")
+    parser.add_argument("--cache", metavar="FILE",
+                        help="planner timing cache (default ~/.cache/dsp-deploy/export-costs.json)")
     parser.add_argument("--no-cache", action="store_true", help="measure afresh, do not read or write the cache")
     parser.add_argument("--no-parity", action="store_true", help="skip the comparison with the PyTorch model")
     parser.add_argument("--format", choices=("onnx", "torch"), default="onnx",

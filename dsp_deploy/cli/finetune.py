@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from dsp_deploy.training.cli_args import add_loop_options, add_run_options, data_overrides, loop_overrides, report_summary
+from dsp_deploy.training.cli_args import (
+    add_loop_options,
+    add_run_options,
+    data_overrides,
+    loop_overrides,
+    report_summary,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

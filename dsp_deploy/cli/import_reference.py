@@ -31,5 +31,6 @@ def run(args: argparse.Namespace) -> int:
     save_checkpoint(args.out, checkpoint)
     costs = count_costs(checkpoint.structure)
     print(f"wrote {args.out}: {checkpoint.model}, G={checkpoint.structure.max_groups}, "
-          f"FLOPs -{costs.dsp_flops_reduction_pct:.2f}% (DSP convention), -{costs.flops_reduction_pct:.2f}% (whole model)")
+          f"FLOPs -{costs.dsp_flops_reduction_pct:.2f}% (DSP convention), "
+          f"-{costs.flops_reduction_pct:.2f}% (whole model)")
     return 0

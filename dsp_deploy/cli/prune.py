@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint, out=args.out, flops_reduction=target,
         flops_metric=args.flops_metric or recipe["flops_metric"],
         groups=args.groups if args.groups is not None else recipe["groups"], seed=args.seed,
-        progress=not args.no_progress, channel_multiple=args.channel_multiple if args.channel_multiple is not None else recipe["channel_multiple"]))
+        progress=not args.no_progress,
+        channel_multiple=args.channel_multiple if args.channel_multiple is not None else recipe["channel_multiple"]))
     return report_summary(summary, args.json, lambda s: [
         ("checkpoint", s["checkpoint"]),
         ("groups", f"{s['groups']} ({s['grouping']})"),

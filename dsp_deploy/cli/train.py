@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import argparse
 
-from dsp_deploy.training.cli_args import add_loop_options, add_run_options, data_overrides, loop_overrides, report_summary
+from dsp_deploy.training.cli_args import (
+    add_loop_options,
+    add_run_options,
+    data_overrides,
+    loop_overrides,
+    report_summary,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train", help="learn filter groups (DSP group learning) or train a dense model",
         description="With a dppnet-* model: DPPNet's pattern learning (masks, thresholds, alpha sparsity term). "
-                    "Otherwise: train a ResNet with DSP's differentiable group learning: Gumbel-softmax group assignments, "
+                    "Otherwise: train a ResNet with DSP's differentiable group learning: Gumbel-softmax group "
+                    "assignments, "
                     "the group-lasso regularizer with its look-ahead update of the group logits. The run folder "
                     "--out gets checkpoint.pt (every epoch, resumable) and metrics.jsonl. Under torchrun "
                     "--nproc_per_node N it trains with DistributedDataParallel.")
@@ -43,7 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="FLOPs convention of the target (default: the model's, dsp for CIFAR ResNets)")
     dpp = parser.add_argument_group("DPPNet pattern learning (models dppnet-*; default: from --recipe)")
     dpp.add_argument("--alpha", type=float,
-                     help="threshold sparsity weight (authors' code default 1e-4; 8e-6 in their ImageNet ResNet-34 run)")
+                     help="threshold sparsity weight (authors' code default 1e-4; 8e-6 in their ImageNet "
+                          "ResNet-34 run)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=run)
 

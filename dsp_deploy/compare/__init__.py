@@ -9,15 +9,15 @@ from __future__ import annotations
 from dsp_deploy.compare.config import BASELINES, CompareConfig
 from dsp_deploy.compare.results import (
     CompareResult,
-    Verdict,
     VariantInfo,
+    Verdict,
     headline_rows,
     read_results,
     verdicts,
 )
 
 
-def run_compare(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - thin lazy forwarder
+def run_compare(*args, **kwargs):
     """See ``dsp_deploy.compare.pipeline.run_compare``."""
     from dsp_deploy.compare.pipeline import run_compare as _run
 

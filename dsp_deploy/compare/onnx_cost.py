@@ -8,7 +8,6 @@ import os
 
 from dsp_deploy.errors import BenchError
 
-
 MOVEMENT_OPS = ("Gather", "Pad", "Slice", "Concat", "Split", "Transpose", "Reshape", "ScatterElements")
 
 
@@ -58,7 +57,7 @@ def onnx_costs(path: str | os.PathLike[str]) -> tuple[int, dict[str, int]]:
     return total, moves
 
 
-def _batched_matmul_macs(dims: dict[str, list[int]], node) -> int | None:  # noqa: ANN001
+def _batched_matmul_macs(dims: dict[str, list[int]], node) -> int | None:
     """MACs of a MatMul from its output shape and reduction size, the (dynamic) batch axis counted
     as 1: covers activation x activation products (DPPNet's per-sample kernels), which have no weight
     shape to read. None when the shapes are not fully known past the batch axis."""

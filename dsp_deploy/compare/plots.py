@@ -26,7 +26,7 @@ def _color(method: str, label: str) -> str:
     return INNER_COLOR if "inner" in label else COLORS.get(method, "black")
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib module
+def _pyplot():
     try:
         import matplotlib
 
@@ -37,7 +37,7 @@ def _pyplot():  # noqa: ANN202 - matplotlib module
     return plt
 
 
-def _save(fig, path: Path) -> None:  # noqa: ANN001 - matplotlib figure
+def _save(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 

@@ -143,7 +143,8 @@ def render_markdown(result: CompareResult, plots: tuple[tuple[str, str], ...] = 
         f"- Source: {result.source}",
         f"- Created: {result.created} ({result.seconds:.0f} s in all)",
         f"- Machine: {_machine(result)}",
-        f"- Load average (1/5/15 min) before / after timing: {load.get('loadavg_before')} / {load.get('loadavg_after')}",
+        f"- Load average (1/5/15 min) before / after timing: {load.get('loadavg_before')} / "
+        f"{load.get('loadavg_after')}",
         f"- Timing: {timing}; all variants of a backend timed interleaved (one run of each per round), "
         "median and p90 in ms. Speedup = dense median / variant median; efficiency = speedup / FLOPs ratio "
         "(1.0: latency fell as much as FLOPs).",

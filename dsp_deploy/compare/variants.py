@@ -115,15 +115,16 @@ def load_sources(config: CompareConfig) -> tuple["Checkpoint", list[tuple[str, "
         origin = f"{config.model}, {dense.metadata.get('source')}"
     assert config.groups is not None
     multi = len(config.flops_reductions) > 1
-    dsps = [(f"-{round(100 * r)}" if multi else "", _one_shot(dense, config.groups, r, config.flops_metric, config.seed))
-            for r in config.flops_reductions]
+    dsps = [(f"-{round(100 * r)}" if multi else "",
+             _one_shot(dense, config.groups, r, config.flops_metric, config.seed)) for r in config.flops_reductions]
     return dense, dsps, f"one-shot DSP (G={config.groups}) of {origin}"
 
 
 def _info(name: str, method: str, label: str, groups: int, costs: CostReport, **extra: Any) -> VariantInfo:
     return VariantInfo(name=name, method=method, label=label, groups=groups, flops=costs.flops, params=costs.params,
                        dense_flops=costs.dense_flops, dense_params=costs.dense_params,
-                       flops_reduction_pct=costs.flops_reduction_pct, dsp_flops_reduction_pct=costs.dsp_flops_reduction_pct,
+                       flops_reduction_pct=costs.flops_reduction_pct,
+                       dsp_flops_reduction_pct=costs.dsp_flops_reduction_pct,
                        params_reduction_pct=costs.params_reduction_pct, **extra)
 
 

@@ -70,7 +70,7 @@ def safe_unpickle(path: Path) -> Any:
         raise DataError(f"cannot read '{path}': {exc.strerror or exc}") from None
     try:
         return _RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except Exception as exc:  # any malformed or hostile pickle is a data problem
+    except Exception as exc:  # noqa: BLE001 - any malformed or hostile pickle is a data problem
         raise DataError(f"'{path}' is not a valid CIFAR-10 batch pickle: {exc}") from None
 
 

@@ -119,8 +119,8 @@ def resolve_folder(path: str | None) -> Path:
         raise DataError(f"Fashion-MNIST is not installed at {DEBIAN_PATH}: run 'apt-get install "
                         f"{DEBIAN_PACKAGE}' (Debian/Ubuntu) or pass 'fashion-mnist:PATH'")
     if not has_idx_files(folder):
-        raise DataError(f"'{folder}' has no Fashion-MNIST IDX files (expected {', '.join(s for p in FILES.values() for s in p)}"
-                        f", gzipped or not)")
+        expected = ", ".join(s for p in FILES.values() for s in p)
+        raise DataError(f"'{folder}' has no Fashion-MNIST IDX files (expected {expected}, gzipped or not)")
     return folder
 
 

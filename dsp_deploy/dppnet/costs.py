@@ -21,7 +21,6 @@ import numpy as np
 from dsp_deploy.errors import ModelError
 from dsp_deploy.models.topology import Topology
 
-
 _NOT_PARAMS = {"running_mean", "running_var", "num_batches_tracked", "fixed_mask", "frozen", "threshold"}
 
 

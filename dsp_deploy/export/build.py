@@ -28,7 +28,7 @@ def _weight(weights: Mapping[str, np.ndarray], key: str, layer: str) -> np.ndarr
         raise UnsupportedLayerError(f"no weight '{key}' in the state_dict", layer=layer) from None
 
 
-def _dpp_conv(graph: Graph, x: str, spec, weights: Mapping[str, np.ndarray]):  # noqa: ANN001, ANN202
+def _dpp_conv(graph: Graph, x: str, spec, weights: Mapping[str, np.ndarray]):
     """The DPPConv pseudo-node of a DPPNet conv (lowered by passes/lower_dpp.py); ``weights`` must
     hold ``<layer>.pattern_mask`` (the masks as the torch model computes them)."""
     from dsp_deploy.export.passes.lower_dpp import DPP_OP
@@ -44,7 +44,7 @@ def _dpp_conv(graph: Graph, x: str, spec, weights: Mapping[str, np.ndarray]):  #
         "temperature": TEMPERATURE})
 
 
-def _conv_bn(graph: Graph, x: str, spec, weights: Mapping[str, np.ndarray], relu: bool) -> str:  # noqa: ANN001
+def _conv_bn(graph: Graph, x: str, spec, weights: Mapping[str, np.ndarray], relu: bool) -> str:
     if f"{spec.name}.threshold" in weights:
         return _bn_relu(graph, _dpp_conv(graph, x, spec, weights), spec, weights, relu)
     w = _weight(weights, f"{spec.name}.weight", spec.name)
@@ -59,7 +59,7 @@ def _conv_bn(graph: Graph, x: str, spec, weights: Mapping[str, np.ndarray], relu
     return _bn_relu(graph, conv, spec, weights, relu)
 
 
-def _bn_relu(graph: Graph, conv, spec, weights: Mapping[str, np.ndarray], relu: bool) -> str:  # noqa: ANN001
+def _bn_relu(graph: Graph, conv, spec, weights: Mapping[str, np.ndarray], relu: bool) -> str:
     bn_params = [graph.const(_weight(weights, f"{spec.bn}.{k}", spec.bn), f"{spec.bn}.{k}")
                  for k in ("weight", "bias", "running_mean", "running_var")]
     bn = graph.add("BatchNormalization", [conv.outputs[0], *bn_params], layer=spec.name, name=spec.bn,

@@ -50,7 +50,7 @@ def dpp_weights(model: Any) -> dict[str, Any]:
     return weights
 
 
-def lower_dppnet_graph(checkpoint: Checkpoint, model: Any):  # noqa: ANN201
+def lower_dppnet_graph(checkpoint: Checkpoint, model: Any):
     """The lowered graph (export.graph.Graph) of a DPPNet model."""
     from dsp_deploy.export.build import build_plain_graph
     from dsp_deploy.export.passes import FoldBatchNorm
@@ -67,7 +67,7 @@ def lower_dppnet_graph(checkpoint: Checkpoint, model: Any):  # noqa: ANN201
 
 
 def export_dppnet(checkpoint: Checkpoint, model: Any, out_path: str | os.PathLike[str], *, fp16: bool, opset: int,
-                  parity: bool):  # noqa: ANN201
+                  parity: bool):
     """Export a DPPNet (batch axis dynamic); returns an export.exporter.ExportResult."""
     from dsp_deploy.export.exporter import parity_check, write_export
     from dsp_deploy.export.plan import Plan

@@ -165,7 +165,8 @@ def lower_checkpoint(checkpoint_or_model: Any, *, lowering: str = "auto", model_
             plan.mode, plan.measurements = "auto", measured.measurements
             plan.measured, plan.machine = True, measured.machine
             plan.chosen = {unit: "dense (whole-model fallback)" for unit in measured.chosen}
-            plan.notes.update(measured.notes, fallback="auto plan slower than dense as a whole", whole_model_min_ms=report)
+            plan.notes.update(measured.notes, fallback="auto plan slower than dense as a whole",
+                              whole_model_min_ms=report)
             graph = plain.copy()
             lower_graph(graph, plan.layers)
     return Lowered(checkpoint, torch_model, plan, graph)

@@ -19,7 +19,7 @@ def to_model(graph: Graph, opset: int = 17, metadata: dict[str, str] | None = No
 
     from dsp_deploy import __version__
 
-    def value(v):  # noqa: ANN001, ANN202 - tiny local helper
+    def value(v):
         elem = helper.np_dtype_to_tensor_dtype(np.dtype(v.dtype))
         return helper.make_tensor_value_info(v.name, elem, list(v.shape))
 

@@ -90,7 +90,8 @@ class Plan:
 
     def table(self) -> str:
         """Short text table: one line per planning unit with its choice and timings."""
-        lines = [f"lowering plan ({self.mode}, {self.backend}{'' if self.measured or self.mode != 'auto' else ', not measured'})"]
+        unmeasured = "" if self.measured or self.mode != "auto" else ", not measured"
+        lines = [f"lowering plan ({self.mode}, {self.backend}{unmeasured})"]
         if self.chosen:
             width = max(len(u) for u in self.chosen)
             for unit, cand in self.chosen.items():

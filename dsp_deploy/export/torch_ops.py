@@ -82,7 +82,8 @@ class LoweredModule(nn.Module):
         for i, wires in enumerate(self.wiring):
             for slot in wires:
                 last[slot] = i
-        self.drop = [tuple(s for s in set(wires) if last[s] == i and s != output) for i, wires in enumerate(self.wiring)]
+        self.drop = [tuple(s for s in set(wires) if last[s] == i and s != output)
+                     for i, wires in enumerate(self.wiring)]
         self.spec: dict = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

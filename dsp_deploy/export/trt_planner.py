@@ -101,7 +101,8 @@ def build_candidate_engines(plain: Graph, unit: Unit, batches: Sequence[int], wo
 
 
 def measure_unit_trt(plain: Graph, unit: Unit, batches: Sequence[int], workdir: Path, *, fp16: bool,
-                     flavour: str | None, runs: int) -> tuple[dict[str, dict[int, float]], dict[str, dict[str, LayerChoice]]]:
+                     flavour: str | None, runs: int
+                     ) -> tuple[dict[str, dict[int, float]], dict[str, dict[str, LayerChoice]]]:
     """Median ms per candidate and batch for one block (benchmark harness, candidates interleaved)."""
     from dsp_deploy.bench.harness import run_benchmark
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsp_deploy.export.graph import Graph, Node, ValueInfo
-from dsp_deploy.models.topology import ROLE_BLOCK_OUT, ROLE_DOWNSAMPLE, ConvSpec, Topology
 from dsp_deploy.export.plan import LayerChoice
+from dsp_deploy.models.topology import ROLE_BLOCK_OUT, ROLE_DOWNSAMPLE, ConvSpec, Topology
 from dsp_deploy.structure import ConvStructure
 
 Rule = Callable[[ConvSpec, ConvStructure], LayerChoice]
@@ -60,14 +60,16 @@ def unit_graph(plain: Graph, unit: Unit, *, seed: int = 0) -> Graph:
     c, h, w = unit.in_shape
     co = unit.out_channels
     layers = {s.name for s in unit.convs}
-    graph = Graph([ValueInfo("x", "float32", ("batch", c, h, w))], [ValueInfo("y", "float32", ("batch", co, None, None))])
+    graph = Graph([ValueInfo("x", "float32", ("batch", c, h, w))],
+                  [ValueInfo("y", "float32", ("batch", co, None, None))])
     graph.meta = {"structure": plain.meta["structure"], "topology": plain.meta.get("topology")}
     rng = np.random.default_rng(seed)
     pre = graph.add("Conv", ["x", graph.const(rng.uniform(0.5, 1.5, (c, 1, 1, 1)).astype(np.float32)),
                              graph.const(np.zeros(c, np.float32))], attrs={"kernel_shape": [1, 1], "group": c})
     graph.add("Relu", pre.outputs, output=unit.input)
     for node in (n for n in plain.nodes if n.layer in layers):
-        graph.nodes.append(Node(node.op, list(node.inputs), list(node.outputs), dict(node.attrs), node.name, node.layer))
+        graph.nodes.append(Node(node.op, list(node.inputs), list(node.outputs), dict(node.attrs), node.name,
+                                node.layer))
         graph.consts.update({t: plain.consts[t] for t in node.inputs if t in plain.consts})
     graph.add("Conv", [unit.output, graph.const(rng.uniform(0.5, 1.5, (co, 1, 1, 1)).astype(np.float32)),
                        graph.const(np.zeros(co, np.float32))], attrs={"kernel_shape": [1, 1], "group": co}, output="y")

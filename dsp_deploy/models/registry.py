@@ -131,7 +131,8 @@ def load_state_dict_file(model: "torch.nn.Module", path: str, model_name: str) -
     except FileNotFoundError:
         raise CheckpointError(f"weights file not found: {path}") from None
     except Exception as exc:  # noqa: BLE001 - corrupt/unsafe file: report, don't trace
-        raise CheckpointError(f"cannot read weights file {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"cannot read weights file {path}: {type(exc).__name__}: {first}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):

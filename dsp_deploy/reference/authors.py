@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from dsp_deploy.checkpoint import Checkpoint, provenance
-from dsp_deploy.errors import ReferenceImportError
+from dsp_deploy.errors import DSPDeployError, ModelError, ReferenceImportError
 from dsp_deploy.models import get_config, topology
 from dsp_deploy.structure import PRUNED, ConvStructure, ModelStructure, dense_structure, validate_structure
 from dsp_deploy.utils.hashing import sha256_file, zip_damage
@@ -93,14 +93,16 @@ def _branches(block: Any, which: str, sampler_name: str, where: str) -> list[_Br
     reads = _sampler_indices(_child(block, sampler_name, where), f"{where}.{sampler_name}")
     count = len(list(layers.children()))
     if count != len(reads):
-        raise ReferenceImportError(f"{count} branches but {len(reads)} gather index sets", layer=f"{where}.layers_{which}")
+        raise ReferenceImportError(f"{count} branches but {len(reads)} gather index sets",
+                                   layer=f"{where}.layers_{which}")
     branches = []
     for k in range(count):
         seq = getattr(layers, str(k))
         conv, bn = getattr(seq, "0"), getattr(seq, "1")
         weight = conv.weight.detach().clone()
         if getattr(conv, "bias", None) is not None:
-            raise ReferenceImportError("conv with bias is not part of the DSP layout", layer=f"{where}.layers_{which}.{k}")
+            raise ReferenceImportError("conv with bias is not part of the DSP layout",
+                                       layer=f"{where}.layers_{which}.{k}")
         if weight.shape[1] != len(reads[k]):
             raise ReferenceImportError(f"conv reads {weight.shape[1]} channels but gathers {len(reads[k])}",
                                        layer=f"{where}.layers_{which}.{k}")
@@ -127,7 +129,8 @@ def _import_block(block: Any, where: str, prefix: str, width: int, in_ch: int, s
     branches_b = _branches(block, "b", "sampler_b", where)
     residual = _residual_indices(_child(block, "residual", where), f"{where}.residual")
     if len(residual) != len(branches_b):
-        raise ReferenceImportError(f"{len(branches_b)} conv_b branches but {len(residual)} residual index sets", layer=where)
+        raise ReferenceImportError(f"{len(branches_b)} conv_b branches but {len(residual)} residual index sets",
+                                   layer=where)
     w1, w2 = state[f"{prefix}.conv1.weight"], state[f"{prefix}.conv2.weight"]
     w1.zero_(), w2.zero_()
     _clear_bn(state, f"{prefix}.bn1", width)
@@ -145,7 +148,8 @@ def _import_block(block: Any, where: str, prefix: str, width: int, in_ch: int, s
         position += n
     groups2, inputs2 = [PRUNED] * width, []
     for k, (branch, rows) in enumerate(zip(branches_b, residual)):
-        if len(rows) != branch.weight.shape[0] or max(rows, default=0) >= width or max(branch.read, default=0) >= position:
+        if (len(rows) != branch.weight.shape[0] or max(rows, default=0) >= width
+                or max(branch.read, default=0) >= position):
             raise ReferenceImportError(f"branch {k} does not fit the block", layer=f"{where}.layers_b")
         if any(groups2[r] != PRUNED for r in rows):
             raise ReferenceImportError("two branches write the same residual channel", layer=f"{where}.residual")
@@ -165,8 +169,9 @@ def _copy(state: dict[str, torch.Tensor], ours: str, theirs: Any, keys: tuple[st
     for key in keys:
         value = getattr(theirs, key).detach()
         if tuple(value.shape) != tuple(state[f"{ours}.{key}"].shape):
-            raise ReferenceImportError(f"has shape {tuple(value.shape)}, expected {tuple(state[f'{ours}.{key}'].shape)} "
-                                       f"for a CIFAR ResNet", layer=f"{where}.{key}")
+            expected = tuple(state[f"{ours}.{key}"].shape)
+            raise ReferenceImportError(f"has shape {tuple(value.shape)}, expected {expected} for a CIFAR ResNet",
+                                       layer=f"{where}.{key}")
         state[f"{ours}.{key}"].copy_(value)
 
 
@@ -197,8 +202,9 @@ def import_authors_checkpoint(path: str) -> Checkpoint:
     model_name = f"resnet{6 * counts[0] + 2}"
     try:
         get_config(model_name)
-    except Exception:
-        raise ReferenceImportError(f"{path}: {counts[0]} blocks per stage (depth {6 * counts[0] + 2}) is not a supported CIFAR ResNet") from None
+    except ModelError:
+        raise ReferenceImportError(f"{path}: {counts[0]} blocks per stage (depth {6 * counts[0] + 2}) "
+                                   "is not a supported CIFAR ResNet") from None
     num_classes = int(scripted.classifier.weight.shape[0])
     topo = topology(model_name, num_classes)
     from dsp_deploy.models import create
@@ -227,7 +233,7 @@ def import_authors_checkpoint(path: str) -> Checkpoint:
                                {"method": "dsp", "groups": groups, "source": "authors-torchscript"})
     try:
         validate_structure(structure, topo)
-    except Exception as exc:
+    except DSPDeployError as exc:
         raise ReferenceImportError(f"{path}: imported structure is inconsistent: {exc}") from None
     log.info("imported %s: %s with G=%d", path, model_name, groups)
     meta = provenance(source_file=os.path.abspath(path), source_sha256=sha256_file(path),

@@ -14,6 +14,7 @@ import numpy as np
 
 from dsp_deploy.bench.stats import percentile
 
+
 @dataclass
 class LoadResult:
     """What one load level produced; latencies in milliseconds, one per successful request."""

@@ -137,7 +137,8 @@ class ConvStructure:
         if not isinstance(name, str) or not name:
             raise StructureError(f"layer entry has no \"name\" string (got {_short(name)})", layer=where)
         try:
-            ints = [_json_int(data[key], key) for key in ("in_channels", "out_channels", "kernel_size", "stride", "groups")]
+            ints = [_json_int(data[key], key)
+                    for key in ("in_channels", "out_channels", "kernel_size", "stride", "groups")]
             filter_groups = _json_int_list(data["filter_groups"], "filter_groups")
             raw_inputs = data["group_inputs"]
             if not isinstance(raw_inputs, list):

@@ -1,14 +1,13 @@
 """Helpers shared by the stages: option checks, seeding, structure fingerprints, clean-up."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import contextlib
 import hashlib
 import logging
 import os
 import shutil
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 

@@ -91,7 +91,8 @@ def step_dense(state: DemoState) -> None:
 
     o = state.options
     summary = run_train(TrainOptions(data=o.data, out=str(state.out / "dense"), model=o.model, dense=True,
-                                     overrides=_loop(o, o.dense_epochs, o.lr, 5e-4, warmup=1.0), data_overrides=_data(o),
+                                     overrides=_loop(o, o.dense_epochs, o.lr, 5e-4, warmup=1.0),
+                                     data_overrides=_data(o),
                                      seed=o.seed, device="cpu", progress=o.progress, eval_each_epoch=False))
     state.files["dense checkpoint"] = summary["checkpoint"]
     state.results["dense_accuracy"] = summary["val_accuracy"]
@@ -137,7 +138,7 @@ def step_finetune(state: DemoState) -> None:
 
 def step_evaluate(state: DemoState) -> None:
     """Reload both saved checkpoints and evaluate them: what was written is what was measured."""
-    from dsp_deploy.checkpoint import load_checkpoint, build_model
+    from dsp_deploy.checkpoint import build_model, load_checkpoint
     from dsp_deploy.inspect import summarize
     from dsp_deploy.training.data import build_loaders
     from dsp_deploy.training.distributed import DistContext

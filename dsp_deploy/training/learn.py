@@ -56,8 +56,9 @@ def _initial_weights(opts: TrainOptions, model_name: str, info: Any) -> dict[str
         from dsp_deploy.dppnet.training import dppnet_init_weights
 
         state = dppnet_init_weights(ckpt, model_name, opts.init)
-        if ckpt.num_classes != num_classes:
-            raise ModelError(f"--init {opts.init} has {ckpt.num_classes} classes but the dataset has {num_classes}")
+        if ckpt.num_classes != info.num_classes:
+            raise ModelError(f"--init {opts.init} has {ckpt.num_classes} classes but the dataset has "
+                             f"{info.num_classes}")
         return state
     if ckpt.model != model_name:
         raise ModelError(f"--init {opts.init} is a {ckpt.model} checkpoint, not {model_name}")

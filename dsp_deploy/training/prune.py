@@ -36,7 +36,8 @@ def _assignments(ckpt: Any, topo: Any, groups: int | None, seed: int, source: st
     logits = ckpt.extra.get("group_logits")
     if groups is not None:
         if logits:
-            log.warning("--groups %d given: ignoring the group logits learned in %s (one-shot grouping)", groups, source)
+            log.warning("--groups %d given: ignoring the group logits learned in %s (one-shot grouping)",
+                        groups, source)
         return one_shot_assignments(topo, ckpt.state_dict, groups, seed=seed), groups, "one-shot-clustering"
     if not logits:
         raise UsageError(f"{source} has no learned groups (it is not a `dsp-deploy train` group-learning "

@@ -21,8 +21,9 @@ the next conv rates highest (the next conv's group rating a filter highest reads
 the live ones it rates lowest (no longer read), and each group's read count is rounded the same
 way with its most / least important channels. Groups stay the learned/clustered ones (a
 group of at most N filters keeps its unrounded count); the threshold search still has to land
-on the FLOPs target (coarse N on a small model can leave a target between two steps: an error). With N = 16 the exported grouped
-convs have per-group widths that ONNX Runtime's NCHWc kernels take without padding.
+on the FLOPs target (coarse N on a small model can leave a target between two steps: an error).
+With N = 16 the exported grouped convs have per-group widths that ONNX Runtime's NCHWc kernels
+take without padding.
 """
 from __future__ import annotations
 
@@ -276,7 +277,7 @@ class GroupChannelPruner:
         return PruneResult(structure, beta, value, goal, metric, evaluations)
 
 
-def _progress(total: int, enabled: bool):  # noqa: ANN202 - tqdm type
+def _progress(total: int, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc="threshold search", disable=not enabled, leave=False)

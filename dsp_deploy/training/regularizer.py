@@ -38,7 +38,8 @@ def layer_scales(model: str, groups: int, num_classes: int | None = None) -> dic
     for spec in prunable_convs(ref):
         h, w = spec.output_size
         in_numel = spec.in_channels * h * spec.stride * w * spec.stride
-        scales[spec.name] = spec.kernel_size * math.sqrt(in_numel / REFERENCE_NUMEL) * (groups / spec.out_channels) ** 1.5
+        scales[spec.name] = (spec.kernel_size * math.sqrt(in_numel / REFERENCE_NUMEL)
+                             * (groups / spec.out_channels) ** 1.5)
     return scales
 
 

@@ -65,7 +65,7 @@ class DocFormat:
             raise error(f"{prefix}not a {self.what} (format is {name!r}, expected {self.name!r})")
         keys = [key for key in ("format_version", *self.old_version_keys) if key in data]
         version = data[keys[0]] if keys else None
-        if type(version) is not int or version < 1:  # noqa: E721 - True must not pass as version 1
+        if type(version) is not int or version < 1:  # not isinstance: True must not pass as version 1
             raise error(f"{prefix}{self.what} has no valid format_version ({version!r})")
         if version > self.version:
             raise error(f"{prefix}{self.what} has format_version {version}, newer than the {self.version} "

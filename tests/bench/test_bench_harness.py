@@ -173,7 +173,8 @@ def test_torchscript_runner_matches_ort(tmp_path: Path, make_onnx, conv_weights)
         (want,) = ort_runner.infer(feed).values()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     rows = run_benchmark([script], "torch,torch-cuda", [1, 2], threads=1, runs=3, warmup=1, input_shape="3x8x8")
-    assert [(r.backend, r.batch, r.status) for r in rows if r.backend == "torch"] == [("torch", 1, "ok"), ("torch", 2, "ok")]
+    torch_rows = [(r.backend, r.batch, r.status) for r in rows if r.backend == "torch"]
+    assert torch_rows == [("torch", 1, "ok"), ("torch", 2, "ok")]
     if not torch.cuda.is_available():
         assert all(r.status == "skipped" and "CUDA" in r.reason for r in rows if r.backend == "torch-cuda")
 

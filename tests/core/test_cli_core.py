@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from support.authors_format import write_authors_checkpoint
 

@@ -9,6 +9,7 @@ from dsp_deploy.checkpoint import build_model
 from dsp_deploy.errors import ReferenceImportError
 from dsp_deploy.reference import import_authors_checkpoint
 from dsp_deploy.structure import count_costs
+
 from support.authors_format import write_authors_checkpoint
 
 # shared/dsp-reference/README.md

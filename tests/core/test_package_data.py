@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ def test_profiles_and_recipes_are_found_by_name() -> None:
 
 
 def test_every_shipped_file_is_declared_package_data() -> None:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     for package in ("dsp_deploy.profiles", "dsp_deploy.recipes"):
         assert declared[package] == ["*.json"] and (REPO / package.replace(".", "/") / "__init__.py").is_file()

@@ -7,8 +7,16 @@ import pytest
 
 from dsp_deploy.errors import StructureError
 from dsp_deploy.models import topology
-from dsp_deploy.structure import (PRUNED, ConvStructure, ModelStructure, dense_structure, drop_dead_reads,
-                                  load_structure, save_structure, validate_structure)
+from dsp_deploy.structure import (
+    PRUNED,
+    ConvStructure,
+    ModelStructure,
+    dense_structure,
+    drop_dead_reads,
+    load_structure,
+    save_structure,
+    validate_structure,
+)
 
 
 def conv(**overrides):

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # pytest runs with --import-mode=importlib
 
-from datapipe_helpers import write_cifar_folder, write_image  # noqa: E402
+from datapipe_helpers import write_cifar_folder, write_image
 
 
 @pytest.fixture

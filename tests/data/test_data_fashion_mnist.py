@@ -10,6 +10,7 @@ import pytest
 from dsp_deploy.data import build_dataset, dataset_info
 from dsp_deploy.data.fashion_mnist import DEBIAN_PATH, IMAGE_MAGIC, LABEL_MAGIC, holdout_split, read_idx
 from dsp_deploy.errors import DataError
+
 from support.idx import write_fashion_set as write_set
 from support.idx import write_idx
 

@@ -14,7 +14,7 @@ from dsp_deploy.data.loader import ShardSampler
 from dsp_deploy.errors import DataError, UsageError
 
 
-def _epoch(loader) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+def _epoch(loader) -> tuple[torch.Tensor, torch.Tensor]:
     xs, ys = zip(*[(x, y) for x, y in loader])
     return torch.cat(xs), torch.cat(ys)
 

@@ -30,7 +30,7 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def stderr_lines(proc) -> list[str]:  # noqa: ANN001 - CompletedProcess
+def stderr_lines(proc) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.strip()]
 
 

@@ -42,7 +42,7 @@ def random_structure(topo: Topology, groups: int, seed: int = 0, keep: float = 0
     return structure
 
 
-def random_net(model: str, seed: int = 0):  # noqa: ANN201 - a torch module
+def random_net(model: str, seed: int = 0):
     """The dense model with random weights and BatchNorm statistics (so folding is exercised)."""
     import torch
 

@@ -9,10 +9,12 @@ from .helpers import ops, run, sample
 
 
 def _chain(first, second, pad=0):
-    g = Graph([ValueInfo("x", "float32", ("batch", 6, 4, 4))], [ValueInfo("y", "float32", ("batch", len(second), 4, 4))])
+    g = Graph([ValueInfo("x", "float32", ("batch", 6, 4, 4))],
+              [ValueInfo("y", "float32", ("batch", len(second), 4, 4))])
     t = "x"
     if pad:
-        t = g.add("Pad", [t, g.const(np.array([0, 0, 0, 0, 0, pad, 0, 0], np.int64))], attrs={"mode": "constant"}).outputs[0]
+        pads = g.const(np.array([0, 0, 0, 0, 0, pad, 0, 0], np.int64))
+        t = g.add("Pad", [t, pads], attrs={"mode": "constant"}).outputs[0]
     t = g.add("Gather", [t, g.const(index_array(first))], attrs={"axis": 1}).outputs[0]
     g.add("Gather", [t, g.const(index_array(second))], attrs={"axis": 1}, output="y")
     return g

@@ -17,7 +17,8 @@ def _conv_gather(index, group=1, pad=0, relu=True):
     if relu:
         t = g.add("Relu", [t], layer="c").outputs[0]
     if pad:
-        t = g.add("Pad", [t, g.const(np.array([0, 0, 0, 0, 0, pad, 0, 0], np.int64))], attrs={"mode": "constant"}).outputs[0]
+        pads = g.const(np.array([0, 0, 0, 0, 0, pad, 0, 0], np.int64))
+        t = g.add("Pad", [t, pads], attrs={"mode": "constant"}).outputs[0]
     g.add("Gather", [t, g.const(index_array(index))], attrs={"axis": 1}, output="y")
     return g
 

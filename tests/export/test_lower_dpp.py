@@ -39,7 +39,8 @@ def _dpp_and_bn(stride: int) -> tuple[DPPConv2d, torch.nn.BatchNorm2d]:
 
 def _graph(conv: DPPConv2d, bn: torch.nn.BatchNorm2d, size: int) -> Graph:
     out = (size - 1) // conv.stride + 1
-    g = Graph([ValueInfo("x", "float32", ("batch", 4, size, size))], [ValueInfo("y", "float32", ("batch", 6, out, out))])
+    g = Graph([ValueInfo("x", "float32", ("batch", 4, size, size))],
+              [ValueInfo("y", "float32", ("batch", 6, out, out))])
     np_ = {k: v.detach().numpy() for k, v in conv.state_dict().items()}
     consts = [g.const(np_[k]) for k in ("weight", "fixed_mask", "attention.fc1.weight", "attention.fc2.weight",
                                         "attention.fc2.bias")]

@@ -23,7 +23,7 @@ from .helpers import l1_checkpoint, ops, run, tiny_checkpoint
 MOVES = ("Gather", "Pad", "Slice", "Concat")
 
 
-def plain_graph(ck: Checkpoint, masked: bool = True):  # noqa: ANN201
+def plain_graph(ck: Checkpoint, masked: bool = True):
     """(plain graph, topology) of a checkpoint, with the structure's masks applied or not."""
     state = build_model(ck).state_dict() if masked else ck.state_dict
     weights = {k: v.detach().numpy() for k, v in state.items()}

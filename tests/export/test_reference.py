@@ -10,9 +10,9 @@ import torch
 
 from dsp_deploy.export import export_onnx
 from dsp_deploy.reference import import_authors_checkpoint
-from support.authors_format import write_authors_checkpoint
 
 from .test_exporter import assert_grouped_form
+from support.authors_format import write_authors_checkpoint
 
 
 def assert_matches_torchscript(onnx_path, src):

@@ -10,7 +10,7 @@ from dsp_deploy.export.pipeline import lower_graph
 from dsp_deploy.export.units import BOTTLENECK_CANDIDATES, choices_for_unit, find_units
 from dsp_deploy.models import topology
 
-from .helpers import ops, run, tiny_checkpoint
+from .helpers import run, tiny_checkpoint
 
 
 def _plain():

@@ -82,7 +82,8 @@ def file_types(samples: Path) -> dict[str, FileType]:
                  _manifest_run(engine)),
         FileType("bench-results", "bench.json", "dsp_deploy.bench.results.read_json(FILE) (no command reads it)",
                  _api(_read_bench)),
-        FileType("compare-results", "results.json", "dsp_deploy.compare.results.read_results(FILE) (no command reads it)",
+        FileType("compare-results", "results.json",
+                 "dsp_deploy.compare.results.read_results(FILE) (no command reads it)",
                  _api(_read_compare)),
         FileType("recipe", "recipe.json", f"dsp-deploy train --recipe FILE --data {SENTINEL} --out OUT",
                  _cli(lambda p, w: ["train", "--recipe", str(p), "--data", SENTINEL, "--out", str(w / "run")],
@@ -116,8 +117,8 @@ def _manifest_run(sample: Path) -> Callable[[Variant, Path, Path, Path], Outcome
 def make_samples(folder: Path) -> dict[str, Path]:
     """Write one valid file of every type into ``folder`` (seeded; a few seconds)."""
     import torch
-
     from bench.conftest import make_conv_onnx
+
     from dsp_deploy.checkpoint import dense_checkpoint, save_checkpoint
     from dsp_deploy.export import export_onnx
     from dsp_deploy.models import create, topology

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import pickle
 import random
 import shutil
@@ -91,7 +90,8 @@ def variants(good: bytes, wrong: dict[str, bytes], marker: Path, *, seed: int, t
         for spot in spots:
             data[spot] ^= rng.randrange(1, 256)
         if bytes(data) != good:
-            out.append(Variant("flip", f"{count} byte(s) flipped at {spots[:3]}{'...' if count > 3 else ''}", bytes(data)))
+            where = f"{spots[:3]}{'...' if count > 3 else ''}"
+            out.append(Variant("flip", f"{count} byte(s) flipped at {where}", bytes(data)))
     out.append(Variant("empty", "empty file", b""))
     out.append(Variant("directory", "a directory at the path", None))
     out += [Variant("wrong-type", f"a {name} instead", data) for name, data in wrong.items()]

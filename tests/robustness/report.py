@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from robustness.filetypes import file_types, make_samples, run_type  # noqa: E402
+from robustness.filetypes import file_types, make_samples, run_type
 
 KINDS = ("truncate", "flip", "empty", "directory", "wrong-type", "pickle")
 

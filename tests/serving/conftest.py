@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("tritonclient.grpc")
 pytest.importorskip("pytriton")
 
-from dsp_deploy.serving.process import ServeProcess  # noqa: E402
+from dsp_deploy.serving.process import ServeProcess
 
 START_TIMEOUT_S = 120
 
@@ -21,9 +21,9 @@ START_TIMEOUT_S = 120
 def dsp_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DSP ResNet-20 (random weights, G=2, 32x32) exported with the project's exporter."""
     import torch
+    from export.helpers import tiny_checkpoint
 
     from dsp_deploy.export import export_onnx
-    from export.helpers import tiny_checkpoint
 
     torch.set_num_threads(1)
     path = tmp_path_factory.mktemp("serving") / "dsp20.onnx"
@@ -89,7 +89,7 @@ def server(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ser
     proc = ServerProcess([str(repo)], tmp_path_factory.mktemp("log") / "serve.log")
     try:
         proc.wait_ready(["dsp20", "dsp20_image"])
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever went wrong, the server log says why
         proc.stop(signal.SIGKILL)
         pytest.fail(f"server did not start:\n{proc.log.read_text()[-3000:]}")
     yield proc

@@ -19,7 +19,8 @@ def write_idx(path: Path, array: np.ndarray, magic: int, *, count: int | None = 
     path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
 
 
-def write_fashion_set(folder: Path, n_train: int = 60, n_test: int = 20, *, learnable: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def write_fashion_set(folder: Path, n_train: int = 60, n_test: int = 20, *,
+                      learnable: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The four IDX files of a random set; ``learnable``: each class is a bright horizontal band."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ def test_checkpoint_of_another_architecture(cli, pipeline, tmp_path: Path) -> No
     proc = cli("train", "--model", "resnet56", "--init", str(pipeline["run"] / "checkpoint.pt"), "--data",
                "synthetic:64", "--out", "RUN", *TINY, cwd=tmp_path)
     _assert_one_line_failure(proc, needle="resnet20 checkpoint, not resnet56")
-    proc = cli("finetune", str(pipeline["pruned"]), "--recipe", str(REPO / "dsp_deploy" / "recipes" / "cifar10_resnet56.json"),
+    proc = cli("finetune", str(pipeline["pruned"]), "--recipe", "cifar10_resnet56",
                "--data", "synthetic:64", "--out", "F.pt", *TINY, cwd=tmp_path)
     _assert_one_line_failure(proc, needle="recipe is for resnet56")
     assert list(tmp_path.iterdir()) == []

@@ -43,7 +43,8 @@ def test_finetune_keeps_structure_and_zeros(pipeline, info) -> None:
     pruned, tuned = info(pipeline["pruned"], work), info(pipeline["finetuned"], work)
     assert abs(tuned["dsp_convention"]["flops_reduction_pct"] - 60.0) <= 1.0
     assert tuned["layers"] == pruned["layers"]
-    assert load_checkpoint(pipeline["finetuned"]).structure.layers == load_checkpoint(pipeline["pruned"]).structure.layers
+    finetuned, pruned = load_checkpoint(pipeline["finetuned"]), load_checkpoint(pipeline["pruned"])
+    assert finetuned.structure.layers == pruned.structure.layers
     ckpt = load_checkpoint(pipeline["finetuned"])
     model = build_model(ckpt)
     modules = dict(model.named_modules())

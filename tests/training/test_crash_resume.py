@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 
 from dsp_deploy.checkpoint import load_checkpoint
 

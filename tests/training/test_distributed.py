@@ -28,7 +28,8 @@ def test_pipeline_under_torchrun(tmp_path: Path, cli, info) -> None:
     import dsp_deploy
 
     env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=str(Path(dsp_deploy.__file__).resolve().parents[1]) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+               PYTHONPATH=os.pathsep.join([str(Path(dsp_deploy.__file__).resolve().parents[1]),
+                                           os.environ.get("PYTHONPATH", "")]))
     _torchrun(env, tmp_path, "train", "--model", "resnet20", "--data", DATA, "--groups", "4", "--out", "RUN", *COMMON)
     run = load_checkpoint(tmp_path / "RUN" / "checkpoint.pt")
     assert run.metadata["world_size"] == 2 and run.extra["complete"]

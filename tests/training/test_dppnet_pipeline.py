@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
-def _one_line_failure(proc, needle: str) -> str:  # noqa: ANN001
+def _one_line_failure(proc, needle: str) -> str:
     assert proc.returncode != 0, proc.stdout
     lines = [l for l in proc.stderr.splitlines() if l.strip() and not l.startswith(("INFO", "WARNING"))]
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
@@ -19,7 +19,7 @@ def _one_line_failure(proc, needle: str) -> str:  # noqa: ANN001
 
 
 @pytest.mark.slow
-def test_stages_info_export_and_engine(dpp_pipeline: Path, info) -> None:  # noqa: ANN001
+def test_stages_info_export_and_engine(dpp_pipeline: Path, info) -> None:
     from dsp_deploy.checkpoint import load_checkpoint, load_model
     from dsp_deploy.compare.onnx_cost import onnx_costs
     from dsp_deploy.engines import build_engine
@@ -39,19 +39,19 @@ def test_stages_info_export_and_engine(dpp_pipeline: Path, info) -> None:  # noq
     assert sorted(result.parity_max_diff) == [1, 3, 8] and result.max_diff < 1e-4
     macs, _ = onnx_costs(dpp_pipeline / "F.onnx")
     assert abs(macs - info["flops"]) <= 0.05 * info["flops"]
-    manifest = build_engine(dpp_pipeline / "F.onnx", dpp_pipeline / "F.engine", batch=(1, 8, 32), flavour="tensorrt_rtx",
-                            opt_level=0)
+    manifest = build_engine(dpp_pipeline / "F.onnx", dpp_pipeline / "F.engine", batch=(1, 8, 32),
+                            flavour="tensorrt_rtx", opt_level=0)
     assert (dpp_pipeline / "F.engine").stat().st_size == manifest.engine_bytes > 0
 
 
 @pytest.mark.slow
-def test_dppnet_checkpoint_refused_by_the_dsp_pruner(cli, dpp_pipeline: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_dppnet_checkpoint_refused_by_the_dsp_pruner(cli, dpp_pipeline: Path, tmp_path: Path) -> None:
     proc = cli("prune", str(dpp_pipeline / "RUN"), "--flops-reduction", "0.5", "--out", "P.pt", cwd=tmp_path)
     _one_line_failure(proc, "is a DPPNet model (dppnet-resnet20)")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_dsp_pruned_checkpoint_refused_as_dppnet_init(cli, tmp_path: Path) -> None:  # noqa: ANN001
+def test_dsp_pruned_checkpoint_refused_as_dppnet_init(cli, tmp_path: Path) -> None:
     from dsp_deploy.checkpoint import dense_checkpoint, save_checkpoint
     from dsp_deploy.models import create
     from dsp_deploy.structure import ConvStructure

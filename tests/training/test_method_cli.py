@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from support.idx import write_fashion_set
 
 TINY = ["--batch-size", "32", "--workers", "0", "--no-progress", "--epochs", "1"]

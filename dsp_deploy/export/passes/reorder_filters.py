@@ -35,7 +35,8 @@ class ReorderFilters(Pass):
     ops = ("Conv",)
 
     def check(self, graph: Graph, node: Node) -> str | None:
-        if len(node.inputs) < 3 or graph.const_value(node.inputs[1]) is None or graph.const_value(node.inputs[2]) is None:
+        if (len(node.inputs) < 3 or graph.const_value(node.inputs[1]) is None
+                or graph.const_value(node.inputs[2]) is None):
             return "no constant weight and bias"
         found = readers(graph, node)
         if isinstance(found, str):
@@ -49,7 +50,8 @@ class ReorderFilters(Pass):
     def rewrite(self, graph: Graph, node: Node) -> None:
         _, gathers = readers(graph, node)  # type: ignore[misc]
         weight, bias = graph.consts[node.inputs[1]], graph.consts[node.inputs[2]]
-        order = consumer_order(weight.shape[0], int(node.attrs.get("group", 1)), [graph.consts[g.inputs[1]] for g in gathers])
+        order = consumer_order(weight.shape[0], int(node.attrs.get("group", 1)),
+                               [graph.consts[g.inputs[1]] for g in gathers])
         where = np.empty(len(order), np.int64)
         where[order] = np.arange(len(order))
         node.inputs[1:3] = [graph.const(np.ascontiguousarray(weight[order]), f"{node.layer}.w"),
