@@ -9,9 +9,9 @@ from dsp_deploy.baselines.l1_channel import (
     ChannelPruner,
     ChannelPruneResult,
     L1ChannelPruner,
-    Unit,
+    PrunableChannel,
     l1_channel_prune,
 )
 
-__all__ = ["DEFAULT_MIN_KEEP", "DEFAULT_TOLERANCE", "ChannelPruneResult", "ChannelPruner", "L1ChannelPruner", "Unit",
-           "l1_channel_prune"]
+__all__ = ["DEFAULT_MIN_KEEP", "DEFAULT_TOLERANCE", "ChannelPruneResult", "ChannelPruner", "L1ChannelPruner",
+           "PrunableChannel", "l1_channel_prune"]

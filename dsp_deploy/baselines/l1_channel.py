@@ -39,7 +39,7 @@ _FIXUP_LIMIT = 400
 
 
 @dataclass(frozen=True)
-class Unit:
+class PrunableChannel:
     """One prunable channel: ``kind`` is "filter" (of conv ``where``) or "stream" (stream ``where``)."""
 
     kind: str
@@ -68,14 +68,15 @@ def _l1(weight: "torch.Tensor") -> list[float]:
     return weight.detach().abs().double().flatten(1).sum(dim=1).tolist()
 
 
-def _normalized_units(kind: str, where: str, norms: list[float], min_keep: float, normalize: bool = True) -> list[Unit]:
+def _normalized_units(kind: str, where: str, norms: list[float], min_keep: float,
+                      normalize: bool = True) -> list[PrunableChannel]:
     """Units of one layer/stream, minus the ``min_keep`` most important channels (never pruned)."""
     mean = sum(norms) / len(norms) if norms else 0.0
     scores = [n / mean if mean > 0 else 0.0 for n in norms] if normalize else list(norms)
     keep = max(1, math.ceil(min_keep * len(norms)))
     order = sorted(range(len(norms)), key=lambda i: (-scores[i], i))
     protected = set(order[:keep])
-    return [Unit(kind, where, i, scores[i]) for i in range(len(norms)) if i not in protected]
+    return [PrunableChannel(kind, where, i, scores[i]) for i in range(len(norms)) if i not in protected]
 
 
 class ChannelPruner:
@@ -95,10 +96,11 @@ class ChannelPruner:
         self.topo = topo
         self.metric = metric
         self.base = dense_structure(topo, metadata)
-        units: list[Unit] = []
+        units: list[PrunableChannel] = []
         for (kind, where), values in scores.items():
             units += _normalized_units(kind, where, [float(v) for v in values], min_keep, normalize)
-        self.units: tuple[Unit, ...] = tuple(sorted(units, key=lambda u: (u.score, u.kind, u.where, u.index)))
+        self.units: tuple[PrunableChannel, ...] = tuple(
+            sorted(units, key=lambda u: (u.score, u.kind, u.where, u.index)))
         self.evaluations = 0
 
     def dense_cost(self) -> int:
@@ -113,7 +115,7 @@ class ChannelPruner:
         return self.match_flops(round(self.dense_cost() * (1.0 - reduction)), tolerance=tolerance)
 
 
-    def structure_for(self, removed: Iterable[Unit]) -> ModelStructure:
+    def structure_for(self, removed: Iterable[PrunableChannel]) -> ModelStructure:
         """The validated G=1 structure with ``removed`` channels gone (dead reads dropped)."""
         pruned: dict[str, set[int]] = {}
         for unit in removed:
@@ -129,7 +131,7 @@ class ChannelPruner:
         validate_structure(structure, self.topo)
         return structure
 
-    def flops_for(self, removed: Iterable[Unit]) -> tuple[int, ModelStructure]:
+    def flops_for(self, removed: Iterable[PrunableChannel]) -> tuple[int, ModelStructure]:
         structure = self.structure_for(removed)
         self.evaluations += 1
         return self._cost(count_costs(structure, self.topo)), structure
@@ -171,7 +173,7 @@ class ChannelPruner:
         return cache[n]
 
     def _fix_up(self, start: int, low: float, high: float,
-                cache: dict[int, tuple[int, ModelStructure]]) -> tuple[int, ModelStructure, list[Unit]]:
+                cache: dict[int, tuple[int, ModelStructure]]) -> tuple[int, ModelStructure, list[PrunableChannel]]:
         """From the last prefix above the window, add later units one by one, skipping any whose
         removal would undershoot, until the MACs fall inside [low, high]."""
         removed = list(self.units[:max(start, 0)])

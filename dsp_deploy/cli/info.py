@@ -14,7 +14,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsp_deploy.inspect import add_dppnet_section, format_summary, load_any_structure, summarize, summary_json
+    from dsp_deploy.checkpoint_info import (
+        add_dppnet_section,
+        format_summary,
+        load_any_structure,
+        summarize,
+        summary_json,
+    )
 
     structure, metadata = load_any_structure(args.path)
     summary = summarize(structure, metadata)

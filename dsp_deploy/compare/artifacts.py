@@ -33,7 +33,7 @@ class Artifacts:
 
 
 def summarize_plan(plan: Any) -> tuple[str, dict[str, str]]:
-    """("grouped+union x3 blocks, union16 x6 blocks", {conv: lowering label}) from an export Plan:
+    """("grouped+union x3 blocks, union16 x6 blocks", {conv: lowering label}) from an export LoweringPlan:
     the planner's per-block choices where it measured, else per-conv lowering counts."""
     labels = {name: choice.label() for name, choice in plan.layers.items()}
     if plan.chosen:

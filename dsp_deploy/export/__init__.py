@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsp_deploy.export.plan import LOWERINGS, MODES, LayerChoice, Plan
+from dsp_deploy.export.plan import LOWERINGS, MODES, LayerChoice, LoweringPlan
 
-__all__ = ["LOWERINGS", "MODES", "ExportResult", "LayerChoice", "Plan", "export_onnx", "export_torch", "load_lowered",
-           "load_plan", "lower_checkpoint", "plan_path_for"]
+__all__ = ["LOWERINGS", "MODES", "ExportResult", "LayerChoice", "LoweringPlan", "export_onnx", "export_torch",
+           "load_lowered", "load_plan", "lower_checkpoint", "plan_path_for"]
 
 
 def __getattr__(name: str) -> Any:

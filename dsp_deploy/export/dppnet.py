@@ -70,13 +70,13 @@ def export_dppnet(checkpoint: Checkpoint, model: Any, out_path: str | os.PathLik
                   parity: bool):
     """Export a DPPNet (batch axis dynamic); returns an export.exporter.ExportResult."""
     from dsp_deploy.export.exporter import parity_check, write_export
-    from dsp_deploy.export.plan import Plan
+    from dsp_deploy.export.plan import LoweringPlan
 
     if fp16:
         raise UsageError("--fp16 is not supported for DPPNet exports yet (float32 only)")
     check_dpp_module(model, checkpoint.model)
     graph = lower_dppnet_graph(checkpoint, model)
-    plan = Plan("dppnet", {}, notes={"model": checkpoint.model, "opset": opset, "fp16": False,
+    plan = LoweringPlan("dppnet", {}, notes={"model": checkpoint.model, "opset": opset, "fp16": False,
                                      "lowering": "DPP convs: attention + kernel aggregation over the pattern "
                                                  "union + im2col batched MatMul (passes/lower_dpp.py)"})
     meta = {"dsp_deploy.model": checkpoint.model, "dsp_deploy.lowering": "dppnet"}

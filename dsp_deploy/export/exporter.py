@@ -14,7 +14,7 @@ import numpy as np
 
 from dsp_deploy.checkpoint import Checkpoint
 from dsp_deploy.errors import ExportError, UsageError
-from dsp_deploy.export.plan import ORT_CPU, TENSORRT, Plan, check_backend, check_mode
+from dsp_deploy.export.plan import ORT_CPU, TENSORRT, LoweringPlan, check_backend, check_mode
 from dsp_deploy.utils.atomic import atomic_path
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class ExportResult:
 
     onnx_path: Path
     plan_path: Path
-    plan: Plan
+    plan: LoweringPlan
     parity_max_diff: dict[int, float] = field(default_factory=dict)
     node_counts: dict[str, int] = field(default_factory=dict)
     model: str = ""
@@ -116,7 +116,7 @@ class Lowered:
 
     checkpoint: Checkpoint
     torch_model: Any
-    plan: Plan
+    plan: LoweringPlan
     graph: "Graph"
 
 
@@ -207,7 +207,7 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
     return write_export(graph, opset, meta, out_path, plan, checkpoint.model, parity_fn)
 
 
-def write_export(graph: "Graph", opset: int, meta: dict[str, str], out_path: str | os.PathLike[str], plan: Plan,
+def write_export(graph: "Graph", opset: int, meta: dict[str, str], out_path: str | os.PathLike[str], plan: LoweringPlan,
                  model: str, parity: Callable[[bytes], dict[int, float]] | None) -> ExportResult:
     """Check a lowered graph (onnx.checker, then ``parity`` on its bytes) and write it with its plan.
 
@@ -264,6 +264,6 @@ def _export_dppnet(source: Any, out_path: str | os.PathLike[str], model_name: st
     return export_dppnet(checkpoint, build_model(checkpoint), out_path, **options)
 
 
-def load_plan(path: str | os.PathLike[str]) -> Plan:
+def load_plan(path: str | os.PathLike[str]) -> LoweringPlan:
     """Read a plan JSON written by export_onnx (ExportError naming the file if it is not one)."""
-    return Plan.load(path)
+    return LoweringPlan.load(path)

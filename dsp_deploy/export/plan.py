@@ -47,7 +47,7 @@ class LayerChoice:
 
 
 @dataclass
-class Plan:
+class LoweringPlan:
     """Per-layer choices plus what the planner measured (per unit: candidate -> ms).
 
     ``backend`` is the runtime the plan was made for, ``machine`` where it was made (CPU, GPU,
@@ -73,14 +73,14 @@ class Plan:
         return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+    def from_dict(cls, data: Mapping[str, Any]) -> LoweringPlan:
         layers = {k: LayerChoice(**v) for k, v in data["layers"].items()}
         measured = bool(data.get("measured", data["mode"] == "auto"))  # older plans: auto was measured on ORT
         return cls(data["mode"], layers, dict(data.get("measurements_ms", {})), dict(data.get("chosen", {})),
                    data.get("backend", ORT_CPU), dict(data.get("notes", {})), dict(data.get("machine", {})), measured)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Plan:
+    def load(cls, path: str | os.PathLike[str]) -> LoweringPlan:
         """Read a plan JSON written by export_onnx (ExportError naming the file if it is not one)."""
         data = PLAN_FORMAT.read(path, ExportError)
         try:

@@ -20,7 +20,7 @@ from dsp_deploy.export.graph import Graph
 from dsp_deploy.export.measure import CostCache, ort_session, time_interleaved
 from dsp_deploy.export.onnx_io import to_model
 from dsp_deploy.export.pipeline import lower_graph
-from dsp_deploy.export.plan import ORT_CPU, LayerChoice, Plan
+from dsp_deploy.export.plan import ORT_CPU, LayerChoice, LoweringPlan
 from dsp_deploy.export.units import FORCED, Rule, Unit, candidates_for, find_units, unit_graph
 from dsp_deploy.models.topology import Topology
 
@@ -31,14 +31,14 @@ def choices_for(unit: Unit, rule: Rule, structure: Mapping) -> dict[str, LayerCh
     return {spec.name: rule(spec, structure[spec.name]) for spec in unit.convs}
 
 
-def forced_plan(plain: Graph, topo: Topology, mode: str, backend: str = ORT_CPU) -> Plan:
+def forced_plan(plain: Graph, topo: Topology, mode: str, backend: str = ORT_CPU) -> LoweringPlan:
     """Every block lowered the same way (``grouped``, ``branches``, ``union`` or ``dense``);
     ``backend`` is the target the export is for (nothing is measured)."""
     structure = plain.meta["structure"]
     layers = {spec.name: LayerChoice() for spec in topo.convs}
     for unit in find_units(plain, topo):
         layers.update(choices_for(unit, FORCED[mode], structure))
-    return Plan(mode, layers, backend=backend, machine=plan_machine(None))
+    return LoweringPlan(mode, layers, backend=backend, machine=plan_machine(None))
 
 
 def distinct_candidates(plain: Graph, unit: Unit, rules: Mapping[str, Rule]) -> dict[str, dict[str, LayerChoice]]:
@@ -109,13 +109,13 @@ def measure_unit(plain: Graph, unit: Unit, batches: Sequence[int], cache: CostCa
 
 
 def auto_plan(plain: Graph, topo: Topology, *, batches: Sequence[int] = (1,), runs: int = 15,
-              tolerance: float = 0.02, cache_path: str | None = None) -> Plan:
+              tolerance: float = 0.02, cache_path: str | None = None) -> LoweringPlan:
     """Measure every block's candidates and keep the fastest (see module docstring)."""
     import onnxruntime as ort
     from tqdm import tqdm
 
     structure = plain.meta["structure"]
-    plan = Plan("auto", {spec.name: LayerChoice() for spec in topo.convs}, backend=ORT_CPU, measured=True,
+    plan = LoweringPlan("auto", {spec.name: LayerChoice() for spec in topo.convs}, backend=ORT_CPU, measured=True,
                 machine=plan_machine(f"onnxruntime {ort.__version__}"))
     plan.notes["planning_batches"] = list(batches)
     cache = CostCache(cache_path)
@@ -132,7 +132,7 @@ def auto_plan(plain: Graph, topo: Topology, *, batches: Sequence[int] = (1,), ru
     return plan
 
 
-def record_choice(plan: Plan, unit: Unit, times: Mapping[str, Mapping[int, float]],
+def record_choice(plan: LoweringPlan, unit: Unit, times: Mapping[str, Mapping[int, float]],
                   options: Mapping[str, Mapping[str, LayerChoice]], batches: Sequence[int], tolerance: float) -> str:
     """Pick ``unit``'s candidate from ``times`` and write choice and timings into ``plan``."""
     best = pick_candidate(times, batches, tolerance)

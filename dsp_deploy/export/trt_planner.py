@@ -24,7 +24,7 @@ from dsp_deploy.errors import DSPDeployError, ExportError
 from dsp_deploy.export.graph import Graph
 from dsp_deploy.export.onnx_io import to_model
 from dsp_deploy.export.pipeline import lower_graph
-from dsp_deploy.export.plan import TENSORRT, LayerChoice, Plan
+from dsp_deploy.export.plan import TENSORRT, LayerChoice, LoweringPlan
 from dsp_deploy.export.planner import distinct_candidates, forced_plan, plan_machine, record_choice
 from dsp_deploy.export.units import FORCED, Unit, find_units, unit_graph
 from dsp_deploy.models.topology import Topology
@@ -54,7 +54,7 @@ def runtime_unavailable(flavour: str | None = None) -> str | None:
     return None
 
 
-def default_plan(plain: Graph, topo: Topology, reason: str, flavour: str | None = None) -> Plan:
+def default_plan(plain: Graph, topo: Topology, reason: str, flavour: str | None = None) -> LoweringPlan:
     """The documented default (``grouped`` for every pruned block), marked as not measured."""
     plan = forced_plan(plain, topo, DEFAULT_LOWERING, backend=TENSORRT)
     plan.mode, plan.measured = "auto", False
@@ -117,14 +117,14 @@ def measure_unit_trt(plain: Graph, unit: Unit, batches: Sequence[int], workdir: 
 
 
 def tensorrt_plan(plain: Graph, topo: Topology, *, batches: Sequence[int] = (1,), fp16: bool = False,
-                  flavour: str | None = None, runs: int = 20, tolerance: float = 0.02) -> Plan:
+                  flavour: str | None = None, runs: int = 20, tolerance: float = 0.02) -> LoweringPlan:
     """Measured TensorRT plan where TensorRT can run, else :func:`default_plan` (see module docstring)."""
     reason = runtime_unavailable(flavour)
     if reason is not None:
         log.info("TensorRT lowering not measured (%s): default '%s'", reason, DEFAULT_LOWERING)
         return default_plan(plain, topo, reason, flavour)
     structure = plain.meta["structure"]
-    plan = Plan("auto", {spec.name: LayerChoice() for spec in topo.convs}, backend=TENSORRT, measured=True,
+    plan = LoweringPlan("auto", {spec.name: LayerChoice() for spec in topo.convs}, backend=TENSORRT, measured=True,
                 machine=plan_machine(_runtime_label(flavour)))
     plan.notes["planning_batches"] = list(batches)
     start = time.perf_counter()

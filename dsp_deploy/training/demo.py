@@ -139,7 +139,7 @@ def step_finetune(state: DemoState) -> None:
 def step_evaluate(state: DemoState) -> None:
     """Reload both saved checkpoints and evaluate them: what was written is what was measured."""
     from dsp_deploy.checkpoint import build_model, load_checkpoint
-    from dsp_deploy.inspect import summarize
+    from dsp_deploy.checkpoint_info import summarize
     from dsp_deploy.training.data import build_loaders
     from dsp_deploy.training.distributed import DistContext
     from dsp_deploy.training.loop import evaluate

@@ -18,7 +18,7 @@ from dsp_deploy.compare.results import COMPARE_FORMAT, CompareRow, read_results
 from dsp_deploy.engines.manifest import MANIFEST_FORMAT, EngineManifest
 from dsp_deploy.errors import BenchError, DSPDeployError, ExportError
 from dsp_deploy.export.measure import COST_CACHE_FORMAT, CostCache
-from dsp_deploy.export.plan import PLAN_FORMAT, Plan
+from dsp_deploy.export.plan import PLAN_FORMAT, LoweringPlan
 from dsp_deploy.structure import load_structure
 from dsp_deploy.structure.ir import STRUCTURE_FORMAT
 from dsp_deploy.utils.jsonfile import DocFormat
@@ -28,7 +28,7 @@ OLD = Path(__file__).with_name("old_formats")
 # file in old_formats/ -> (its format, how the tool reads it, what its old spelling was)
 READERS: dict[str, tuple[DocFormat, Callable[[Path], Any], str]] = {
     "structure.json": (STRUCTURE_FORMAT, load_structure, '"schema_version"'),
-    "model.onnx.plan.json": (PLAN_FORMAT, Plan.load, '"version" only'),
+    "model.onnx.plan.json": (PLAN_FORMAT, LoweringPlan.load, '"version" only'),
     "tiny.engine.json": (MANIFEST_FORMAT, EngineManifest.load, '"dsp-deploy-engine-manifest"'),
     "bench.json": (BENCH_FORMAT, read_json, '"dsp-deploy-bench" + "version"'),
     "compare-results.json": (COMPARE_FORMAT, read_results, '"dsp-deploy-compare" + "version"'),
