@@ -75,8 +75,8 @@ def unit_graph(plain: Graph, unit: Unit, *, seed: int = 0) -> Graph:
 
 
 # -- candidate rules -------------------------------------------------------------------------
-def _choice(lowering: str, pad: int = 1, in_pad: int = 1, aligned: bool = False) -> LayerChoice:
-    return LayerChoice(lowering, pad, in_pad, aligned)
+def _choice(lowering: str, pad: int = 1, in_pad: int = 1, aligned: bool = False, split: bool = False) -> LayerChoice:
+    return LayerChoice(lowering, pad, in_pad, aligned, split)
 
 
 def _rule(inner: LayerChoice, out: LayerChoice, *, k3: LayerChoice | None = None,
@@ -114,6 +114,9 @@ def basic_candidates(multiple: int = DEFAULT_MULTIPLE) -> dict[str, Rule]:
         f"union{m}in": _rule(_choice("union", 1, m, True), _choice("union", 1, 1, True)),
         f"grouped{m}+union": _rule(_choice("grouped", m), _choice("union", 1, m, True)),
         "grouped+union": _rule(_choice("grouped", 1), _choice("union", 1, 1, True)),
+        # uneven groups (G=4): split into equal virtual groups of aligned size, NCHWc grouped convs
+        f"grouped{m}s+union{m}": _rule(_choice("grouped", m, split=True), _choice("union", 1, m, True)),
+        f"grouped{m}s": _rule(_choice("grouped", m, split=True), _choice("grouped", m, split=True)),
     }
 
 
@@ -133,6 +136,7 @@ def bottleneck_candidates(multiple: int = DEFAULT_MULTIPLE) -> dict[str, Rule]:
         f"all1+grouped{m}-3x3+aligned": _rule(_choice("union", m, 0, True), _choice("union", 1, m, True),
                                               k3=_choice("grouped", m)),
         f"all1+grouped{m}": _rule(_choice("union", m, 0, True), _choice("grouped", m), k3=_choice("grouped", m)),
+        f"grouped{m}s": _rule(_choice("grouped", m, split=True), _choice("grouped", m, split=True)),
     }
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from dsp_deploy.export.passes import LowerConv
 from dsp_deploy.export.plan import LayerChoice
-from dsp_deploy.structure import ConvStructure
+from dsp_deploy.structure import PRUNED, ConvStructure
 
 from .helpers import conv_graph, ops, random_layer, run, sample
 
@@ -105,3 +105,33 @@ def test_single_group_padded_past_the_input_reads_it_whole():
     (conv,) = [n for n in g.nodes if n.op == "Conv"]
     assert conv.inputs[0] == "x" and g.consts[conv.inputs[1]].shape[:2] == (16, 12)
     np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+
+
+def test_split_turns_uneven_groups_into_equal_aligned_virtual_groups():
+    """Groups of 2, 3 and 13 filters (pad 4): split gives 1 + 1 + 4 virtual groups of 4 filters
+    (6 x 4 = 24 rows) instead of 3 groups padded to 16 (48 rows); exact output."""
+    assign = (0, 0, 1, 1, 1) + (2,) * 13 + (PRUNED,) * 2
+    layer = ConvStructure("c", 12, 20, 3, 1, 3, assign, ((0, 1, 2), (3, 4, 5, 6, 7), (1, 5, 8, 9, 10, 11)))
+    g = conv_graph(layer)
+    x = sample(12)
+    before = run(g, x)
+    LowerConv({"c": LayerChoice("grouped", 4, split=True)}).run(g)
+    (conv,) = [n for n in g.nodes if n.op == "Conv"]
+    assert conv.attrs["group"] == 6 and g.consts[conv.inputs[1]].shape[:2] == (24, 8)
+    assert len(g.consts[g.producer(conv.inputs[0]).inputs[1]]) == 6 * 8  # the Gather feeds 6 groups of 8 inputs
+    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+    plain = conv_graph(layer)
+    LowerConv({"c": LayerChoice("grouped", 4)}).run(plain)
+    (unsplit,) = [n for n in plain.nodes if n.op == "Conv"]
+    assert unsplit.attrs["group"] == 3 and plain.consts[unsplit.inputs[1]].shape[:2] == (48, 8)
+    assert LayerChoice("grouped", 4, split=True).label() == "grouped/4+split"
+
+
+def test_split_slots_trades_macs_against_gathered_channels():
+    from dsp_deploy.export.layouts import split_slots
+
+    # cost V * m * (n * k^2 + pad): n=4 -> 6 * (36 + 4) = 240 per m, n=8 -> 4 * 76 = 304, n=16 -> 3 * 148
+    assert split_slots([2, 3, 13], 8, 3, 4) == 4
+    # 1x1 convs: a gathered channel weighs as much as the MACs: n=4 -> 6 * 8, n=8 -> 4 * 12, n=16 -> 3 * 20
+    assert split_slots([2, 3, 13], 8, 1, 4) == 8  # ties go to the larger n (fewer groups, smaller Gather)
+    assert split_slots([8, 8], 16, 3, 8) == 8  # even groups: no split
