@@ -10,7 +10,8 @@ from dsp_deploy.export.plan import BACKENDS, MODES
 from dsp_deploy.utils.jsonfile import read_json_object
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "export"
-KEYS = {"lowering": str, "fp16": bool, "opset": int, "plan_batches": list, "backend": str, "description": str}
+KEYS = {"lowering": str, "fp16": bool, "opset": int, "plan_batches": list, "backend": str, "description": str,
+        "channel_multiple": int}
 
 
 def list_profiles() -> list[str]:

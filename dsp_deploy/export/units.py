@@ -114,6 +114,8 @@ def basic_candidates(multiple: int = DEFAULT_MULTIPLE) -> dict[str, Rule]:
         f"union{m}in": _rule(_choice("union", 1, m, True), _choice("union", 1, 1, True)),
         f"grouped{m}+union": _rule(_choice("grouped", m), _choice("union", 1, m, True)),
         "grouped+union": _rule(_choice("grouped", 1), _choice("union", 1, 1, True)),
+        # conv1 reads the whole stream (zero columns, no Gather and no NCHWc reorders around it)
+        f"all{m}": _rule(_choice("union", m, 0, True), _choice("union", 1, m, True)),
         # uneven groups (G=4): split into equal virtual groups of aligned size, NCHWc grouped convs
         f"grouped{m}s+union{m}": _rule(_choice("grouped", m, split=True), _choice("union", 1, m, True)),
         f"grouped{m}s": _rule(_choice("grouped", m, split=True), _choice("grouped", m, split=True)),
