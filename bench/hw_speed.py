@@ -83,7 +83,20 @@ def setting(name: str, multiple: int):  # noqa: ANN201
             "resnet20", (1, 28, 28), (1, 32), {32: 1.2})
 
 
-def run_setting(name: str, multiple: int, runs: int, work: Path) -> tuple[str, list[tuple]]:
+def executed(paths: dict[str, Path]) -> str:
+    """What each ONNX file really runs: Conv/Gemm MMACs per image (padding and zero rows included)
+    and its data-movement nodes."""
+    from dsp_deploy.compare.onnx_cost import onnx_costs
+
+    cells = []
+    for variant, path in paths.items():
+        macs, moves = onnx_costs(path)
+        moved = ", ".join(f"{n} {op}" for op, n in sorted(moves.items())) or "no data-movement node"
+        cells.append(f"{variant} {macs / 1e6:.1f} MMACs ({moved})")
+    return "Executed per image: " + "; ".join(cells) + "."
+
+
+def run_setting(name: str, multiple: int, runs: int, work: Path, breakdown: bool = False) -> tuple[str, list[tuple]]:
     """Export dense and auto, time them interleaved; returns (markdown section, verdict rows)."""
     from dsp_deploy.structure import count_costs
 
@@ -109,8 +122,16 @@ def run_setting(name: str, multiple: int, runs: int, work: Path) -> tuple[str, l
         log(f"{name} batch {batch}: auto {ratio:.2f}x dense")
     section = (f"## {name}: {title}\n\nFLOPs -{costs.flops_reduction_pct:.1f}% whole model "
                f"(ideal {100 / (100 - costs.flops_reduction_pct):.2f}x), -{costs.dsp_flops_reduction_pct:.1f}% "
-               f"block convs.\n\n" + table(rows, ("variant", "batch", "median ms", "min ms", "vs dense (median)"))
+               f"block convs. {executed(paths)}\n\n"
+               + table(rows, ("variant", "batch", "median ms", "min ms", "vs dense (median)"))
                + "\n\n```\n" + result.plan.table() + "\n```")
+    if breakdown:
+        from dsp_deploy.bench.breakdown import breakdown_onnx_files, format_breakdown
+
+        batch = max(targets)
+        columns = breakdown_onnx_files(paths, batch, input_shape=shape, runs=max(5, runs // 4))
+        section += (f"\n\nWhere the time goes at batch {batch} (ONNX Runtime profiler, median kernel ms per node, "
+                    f"summed by category):\n\n" + format_breakdown(columns, baseline="dense model"))
     return section, verdicts
 
 
@@ -120,6 +141,7 @@ def main() -> int:
     parser.add_argument("--channel-multiple", type=int, default=8, metavar="N",
                         help="the target's channel alignment (8: AVX2, 16: AVX-512): pruning and export")
     parser.add_argument("--only", default=",".join(SETTINGS), help=f"comma-separated subset of {','.join(SETTINGS)}")
+    parser.add_argument("--breakdown", action="store_true", help="add a per-category ORT profile at the target batch")
     parser.add_argument("--out", help="markdown report to write (default: print only)")
     parser.add_argument("--work", help="folder for the ONNX files (default: a temporary folder)")
     args = parser.parse_args()
@@ -140,12 +162,12 @@ def main() -> int:
     load0 = os.getloadavg()
     sections, verdicts = [], []
     for name in names:
-        section, rows = run_setting(name, args.channel_multiple, args.runs, work)
+        section, rows = run_setting(name, args.channel_multiple, args.runs, work, args.breakdown)
         sections.append(section)
         verdicts += rows
     load1 = os.getloadavg()
     command = f"python bench/hw_speed.py --runs {args.runs} --channel-multiple {args.channel_multiple}" + (
-        f" --only {args.only}" if names != list(SETTINGS) else "")
+        f" --only {args.only}" if names != list(SETTINGS) else "") + (" --breakdown" if args.breakdown else "")
     text = (f"# Hardware speed targets (issue 11), ONNX Runtime CPU, 1 thread\n\nCommand: `{command}`\n\n"
             f"Machine: {machine}. Load average {load0[0]:.1f} at start, {load1[0]:.1f} at end. Sessions: "
             f"intra_op 1, sequential, ORT_ENABLE_ALL; dense and auto interleaved run by run, median of {args.runs} "

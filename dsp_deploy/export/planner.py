@@ -93,10 +93,15 @@ def measure_unit(plain: Graph, unit: Unit, batches: Sequence[int], cache: CostCa
     """ms per candidate and batch for one block (min of ``runs`` interleaved runs); candidates
     aligned to ``multiple`` channels."""
     distinct = distinct_candidates(plain, unit, candidates_for(unit, multiple))
-    blobs = {name: _candidate_bytes(plain, unit, choices) for name, choices in distinct.items()}
+    blobs: dict[str, bytes] = {}
+    for name, choices in distinct.items():
+        blob = _candidate_bytes(plain, unit, choices)
+        if blob not in blobs.values() or name == "dense":  # same graph as an earlier candidate: measured once
+            blobs[name] = blob
     result: dict[str, dict[int, float]] = {name: {} for name in blobs}
     c, h, w = unit.in_shape
     joint = b"".join(name.encode() + b"\0" + blob for name, blob in sorted(blobs.items()))
+    distinct = {name: distinct[name] for name in blobs}
     for batch in batches:
         key = CostCache.key(joint, batch)  # all candidates together: only timings taken side by side compare
         cached = cache.get(key)

@@ -54,7 +54,8 @@ def test_every_bottleneck_candidate_is_exact():
 def test_basic_candidates_at_multiple_8_are_exact_and_all8_moves_no_channels():
     """ResNet-20 G=4 blocks with the AVX2 alignment: every candidate is exact; ``all8`` (conv1 reads
     the whole stream, conv2's input order folded into conv1) leaves no Gather/Slice in the block
-    and pads conv1's filters to a multiple of 8; ``grouped8s`` runs equal virtual groups of 8."""
+    and pads conv1's filters to a multiple of 8; ``grouped8s+union`` runs equal virtual groups
+    whose sizes are multiples of 8."""
     from dsp_deploy.checkpoint import build_model
 
     ck = tiny_checkpoint("resnet20", groups=4, size=16, keep=0.5)
@@ -67,7 +68,7 @@ def test_basic_candidates_at_multiple_8_are_exact_and_all8_moves_no_channels():
     x = np.random.default_rng(2).standard_normal((2, 3, 16, 16)).astype(np.float32)
     before = run(plain, x)
     names = set(basic_candidates(8))
-    assert {"union8", "all8", "grouped8s", "grouped8s+union8"} <= names and "union16" not in names
+    assert {"union8", "all8", "grouped8+union", "grouped8s+union"} <= names and "union16" not in names
     for name in names:
         graph = plain.copy()
         lower_graph(graph, choices_for_unit(unit, name, plain, 8))
@@ -77,6 +78,6 @@ def test_basic_candidates_at_multiple_8_are_exact_and_all8_moves_no_channels():
             moves = [n for n in graph.nodes if n.op in ("Gather", "Slice", "Pad") and n.layer.startswith("layer2.1")]
             assert moves == [] and graph.producer(conv1.inputs[0]).op == "Relu"
             assert graph.consts[conv1.inputs[1]].shape[0] % 8 == 0
-        if name == "grouped8s":
+        if name == "grouped8s+union":
             w = graph.consts[conv1.inputs[1]]
             assert w.shape[0] % (8 * conv1.attrs["group"]) == 0 and w.shape[1] % 8 == 0
