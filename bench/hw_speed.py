@@ -138,12 +138,53 @@ def run_setting(name: str, multiple: int, runs: int, work: Path, breakdown: bool
     return section, verdicts
 
 
+def conv_model(cin: int, cout: int, group: int, size: int) -> bytes:
+    """A 3x3 Conv (``group`` groups) between two depthwise 1x1 convs (NCHWc context, as the planner)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.uniform(0.5, 1.5, shape).astype(np.float32), name) for name, shape in
+             (("a", (cin, 1, 1, 1)), ("w", (cout, cin // group, 3, 3)), ("b", (cout,)), ("z", (cout, 1, 1, 1)))]
+    nodes = [helper.make_node("Conv", ["x", "a"], ["x1"], group=cin, kernel_shape=[1, 1]),
+             helper.make_node("Conv", ["x1", "w", "b"], ["y1"], group=group, kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["y1"], ["y2"]),
+             helper.make_node("Conv", ["y2", "z"], ["y"], group=cout, kernel_shape=[1, 1])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", cin, size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def kernel_section(runs: int) -> str:
+    """Why small groups do not pay: time per MAC of grouped 3x3 convs with 8, 16, 32 filters a group
+    (40 inputs a group, 7x7, batch 32) relative to a dense 64->64 conv, interleaved."""
+    import numpy as np
+
+    from dsp_deploy.export.measure import ort_session, time_interleaved
+
+    shapes = {"dense 64->64": (64, 64, 1), "10 groups x (40 in, 8 out)": (400, 80, 10),
+              "5 groups x (40 in, 16 out)": (200, 80, 5), "3 groups x (40 in, 32 out)": (120, 96, 3)}
+    times = {}
+    for name, (cin, cout, group) in shapes.items():  # own input width each: time them one after the other
+        sessions = {name: ort_session(conv_model(cin, cout, group, 7))}
+        feed = np.random.default_rng(0).standard_normal((32, cin, 7, 7)).astype(np.float32)
+        times[name] = min(time_interleaved(sessions, feed, runs=runs)[name])
+    macs = {name: cout * (cin // group) for name, (cin, cout, group) in shapes.items()}
+    base = times["dense 64->64"] / macs["dense 64->64"]
+    rows = [(name, macs[name] * 9 * 49, f"{times[name]:.3f}", f"{times[name] / macs[name] / base:.2f}x")
+            for name in shapes]
+    return ("## Grouped conv kernels (ONNX Runtime NCHWc, batch 32, 7x7, min of runs)\n\n"
+            + table(rows, ("conv", "MACs per image", "min ms", "time per MAC vs dense")))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=40, help="timed runs per variant and batch (median)")
     parser.add_argument("--channel-multiple", type=int, default=8, metavar="N",
                         help="the target's channel alignment (8: AVX2, 16: AVX-512): pruning and export")
     parser.add_argument("--only", default=",".join(SETTINGS), help=f"comma-separated subset of {','.join(SETTINGS)}")
+    parser.add_argument("--kernels", action="store_true",
+                        help="add the grouped-conv kernel efficiency table (8/16/32 filters a group vs dense)")
     parser.add_argument("--breakdown", action="store_true", help="add a per-category ORT profile at the target batch")
     parser.add_argument("--out", help="markdown report to write (default: print only)")
     parser.add_argument("--work", help="folder for the ONNX files (default: a temporary folder)")
@@ -168,9 +209,12 @@ def main() -> int:
         section, rows = run_setting(name, args.channel_multiple, args.runs, work, args.breakdown)
         sections.append(section)
         verdicts += rows
+    if args.kernels:
+        sections.append(kernel_section(args.runs))
     load1 = os.getloadavg()
     command = f"python bench/hw_speed.py --runs {args.runs} --channel-multiple {args.channel_multiple}" + (
-        f" --only {args.only}" if names != list(SETTINGS) else "") + (" --breakdown" if args.breakdown else "")
+        f" --only {args.only}" if names != list(SETTINGS) else "") + (" --breakdown" if args.breakdown else "") + (
+        " --kernels" if args.kernels else "")
     text = (f"# Hardware speed targets (issue 11), ONNX Runtime CPU, 1 thread\n\nCommand: `{command}`\n\n"
             f"Machine: {machine}. Load average {load0[0]:.1f} at start, {load1[0]:.1f} at end. Sessions: "
             f"intra_op 1, sequential, ORT_ENABLE_ALL; dense and auto interleaved run by run, median of {args.runs} "

@@ -83,9 +83,10 @@ def split_slots(sizes: Sequence[int], m: int, k: int, pad: int) -> int:
     """Filter slots per virtual group when unevenly sized groups are split (see grouped_layout):
     the multiple of ``pad`` minimising V * m * (round_up(n, 4 * pad) * k^2 + pad), V = sum_g
     ceil(|F_g| / n) the virtual group count. A group runs at full speed only with 4 filter
-    blocks (ONNX Runtime's NCHWc kernels; measured on AVX2 at 7x7, batch 32: 8 filters per group
-    cost 6x the time per MAC of a dense conv, 16 1.8x, 32 1.0x), so smaller n is priced as if
-    it had 4 blocks; the ``pad`` term prices each gathered input channel (the Gather writes V * m)."""
+    blocks (ONNX Runtime's NCHWc kernels; ``bench/hw_speed.py --kernels`` on AVX2, 7x7, batch 32:
+    8 filters a group cost 3.6-6x the time per MAC of a dense conv, 16 1.8x, 32 1.0-1.25x), so a
+    smaller n is priced as 4 blocks; the ``pad`` term prices each gathered input channel (the
+    Gather writes V * m)."""
     step = max(pad, 1)
     top = round_up(max(sizes), step)
 
