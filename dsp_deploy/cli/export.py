@@ -42,6 +42,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--weights", help="with --model: a state_dict file (default: random init, seed 0)")
     parser.add_argument("--plan-batches", type=_batches, metavar="B[,B...]",
                         help="batch sizes the auto planner measures (default 1,32 for CIFAR, 1 for ImageNet)")
+    parser.add_argument("--channel-multiple", type=int, metavar="N",
+                        help="the target's channel alignment the auto planner pads candidates to (8: AVX2, "
+                             "16: AVX-512; default 16)")
     parser.add_argument("--cache", metavar="FILE",
                         help="planner timing cache (default ~/.cache/dsp-deploy/export-costs.json)")
     parser.add_argument("--no-cache", action="store_true", help="measure afresh, do not read or write the cache")
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
         torch.manual_seed(0)
         source = create(args.model, weights=args.weights)
-    options: dict[str, Any] = {"lowering": "auto", "fp16": False, "opset": 17, "plan_batches": None}
+    options: dict[str, Any] = {"lowering": "auto", "fp16": False, "opset": 17, "plan_batches": None,
+                               "channel_multiple": None}
     if args.profile:
         from dsp_deploy.export.profiles import load_profile
 
@@ -99,7 +103,8 @@ def _run_torch(args: argparse.Namespace, source: Any, options: dict[str, Any], c
     if options["fp16"]:
         raise UsageError("--format torch writes float32 weights; call .half() on the loaded module instead of --fp16")
     result = export_torch(source, args.out, lowering=options["lowering"], parity=not args.no_parity,
-                          model_name=args.model, cache_path=cache, plan_batches=options["plan_batches"])
+                          model_name=args.model, cache_path=cache, plan_batches=options["plan_batches"],
+                          channel_multiple=options["channel_multiple"])
     print(result.plan.table())
     parity = ", ".join(f"batch {b}: {d:.2e}" for b, d in result.parity_max_diff.items()) or "skipped"
     print(f"wrote {result.onnx_path} (torch module, {result.node_counts.get('Conv', 0)} Conv, "

@@ -41,6 +41,17 @@ class ExportResult:
         return max(self.parity_max_diff.values(), default=float("nan"))
 
 
+def check_multiple(channel_multiple: int | None) -> int:
+    """The planner's channel alignment: ``channel_multiple`` checked, None -> 16 (the default)."""
+    from dsp_deploy.export.units import DEFAULT_MULTIPLE
+
+    if channel_multiple is None:
+        return DEFAULT_MULTIPLE
+    if isinstance(channel_multiple, bool) or not isinstance(channel_multiple, int) or not 1 <= channel_multiple <= 256:
+        raise UsageError(f"channel multiple must be an integer in 1..256, got {channel_multiple!r}")
+    return channel_multiple
+
+
 def plan_path_for(onnx_path: str | os.PathLike[str]) -> Path:
     """Where the plan of ``model.onnx`` goes: ``model.onnx.plan.json``."""
     return Path(f"{os.fspath(onnx_path)}.plan.json")
@@ -123,10 +134,11 @@ class Lowered:
 def lower_checkpoint(checkpoint_or_model: Any, *, lowering: str = "auto", model_name: str | None = None,
                      plan_batches: Sequence[int] | None = None, cache_path: str | None = None,
                      runs: int = 15, backend: str = ORT_CPU, fp16: bool = False,
-                     flavour: str | None = None) -> Lowered:
+                     flavour: str | None = None, channel_multiple: int | None = None) -> Lowered:
     """Checkpoint (path or Checkpoint) or dense torch ResNet (+ ``model_name``) -> plain graph ->
     narrowed streams -> plan (measured or forced, for ``backend``) -> lowered graph, with the
-    whole-model fallback (ONNX Runtime CPU plans only)."""
+    whole-model fallback (ONNX Runtime CPU plans only). ``channel_multiple``: the target's
+    channel alignment for the ORT planner's padded candidates (None: 16, MLAS's AVX-512 block)."""
     from dsp_deploy.export.build import build_plain_graph
     from dsp_deploy.export.pipeline import lower_graph
     from dsp_deploy.export.planner import auto_plan, forced_plan, whole_model_check
@@ -147,7 +159,8 @@ def lower_checkpoint(checkpoint_or_model: Any, *, lowering: str = "auto", model_
 
         plan = tensorrt_plan(plain, topo, batches=batches, fp16=fp16, flavour=flavour)
     elif lowering == "auto":
-        plan = auto_plan(plain, topo, batches=batches, runs=runs, cache_path=cache_path)
+        plan = auto_plan(plain, topo, batches=batches, runs=runs, cache_path=cache_path,
+                         channel_multiple=check_multiple(channel_multiple))
     else:
         plan = forced_plan(plain, topo, lowering, backend=backend)
     plan.notes.update(model=checkpoint.model)
@@ -175,12 +188,14 @@ def lower_checkpoint(checkpoint_or_model: Any, *, lowering: str = "auto", model_
 def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, lowering: str = "auto",
                 fp16: bool = False, opset: int = 17, parity: bool = True, model_name: str | None = None,
                 plan_batches: Sequence[int] | None = None, cache_path: str | None = None,
-                runs: int = 15, backend: str = ORT_CPU, flavour: str | None = None) -> ExportResult:
+                runs: int = 15, backend: str = ORT_CPU, flavour: str | None = None,
+                channel_multiple: int | None = None) -> ExportResult:
     """Export a checkpoint (path or Checkpoint) or a dense torch ResNet (+ ``model_name``) to ONNX.
 
     ``lowering``: auto (chosen per block for ``backend``: measured on ONNX Runtime CPU, see
     planner.py, or for ``tensorrt`` see trt_planner.py, ``flavour`` picking the TensorRT) or
-    grouped|branches|union|dense. Nothing is written unless onnx.checker and the parity check pass.
+    grouped|branches|union|dense. ``channel_multiple``: the target's channel alignment used by
+    the ORT planner (None: 16). Nothing is written unless onnx.checker and the parity check pass.
     """
     check_mode(lowering)
     if opset < 13:
@@ -192,7 +207,7 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
         return _export_dppnet(checkpoint_or_model, out_path, model_name, fp16=fp16, opset=opset, parity=parity)
     lowered = lower_checkpoint(checkpoint_or_model, lowering=lowering, model_name=model_name,
                                plan_batches=plan_batches, cache_path=cache_path, runs=runs, backend=backend,
-                               fp16=fp16, flavour=flavour)
+                               fp16=fp16, flavour=flavour, channel_multiple=channel_multiple)
     checkpoint, torch_model, plan, graph = lowered.checkpoint, lowered.torch_model, lowered.plan, lowered.graph
     structure = checkpoint.structure
     plan.notes.update(fp16=fp16, opset=opset)

@@ -76,24 +76,50 @@ class ConvLayout:
         return index, needs_pad
 
 
-def grouped_layout(layer: ConvStructure, weight: np.ndarray, bias: np.ndarray, *, pad: int = 1) -> ConvLayout:
+KERNEL_BLOCKS = 4  # MLAS's NCHWc conv kernels compute up to 4 filter blocks per pass over the input
+
+
+def split_slots(sizes: Sequence[int], m: int, k: int, pad: int) -> int:
+    """Filter slots per virtual group when unevenly sized groups are split (see grouped_layout):
+    the multiple of ``pad`` minimising V * m * (round_up(n, 4 * pad) * k^2 + pad), V = sum_g
+    ceil(|F_g| / n) the virtual group count. A group runs at full speed only with 4 filter
+    blocks (ONNX Runtime's NCHWc kernels; ``bench/hw_speed.py --kernels`` on AVX2, 7x7, batch 32:
+    8 filters a group cost 3.6-6x the time per MAC of a dense conv, 16 1.8x, 32 1.0-1.25x), so a
+    smaller n is priced as 4 blocks; the ``pad`` term prices each gathered input channel (the
+    Gather writes V * m)."""
+    step = max(pad, 1)
+    top = round_up(max(sizes), step)
+
+    def cost(n: int) -> tuple[int, int]:
+        v = sum(-(-s // n) for s in sizes)
+        return v * m * (round_up(n, KERNEL_BLOCKS * step) * k * k + step), -n
+    return min(range(step, top + 1, step), key=cost)
+
+
+def grouped_layout(layer: ConvStructure, weight: np.ndarray, bias: np.ndarray, *, pad: int = 1,
+                   split: bool = False) -> ConvLayout:
     """One Conv with group=G over the concatenated per-group inputs (each padded to m; a single
-    group with m >= the input width reads the whole input, no Gather)."""
+    group with m >= the input width reads the whole input, no Gather).
+
+    ``split``: groups with many filters become several virtual groups of n filters that read the
+    same inputs (n from split_slots), so unevenly sized groups do not pad every group to the
+    largest: G groups of n_max filters cost G * n_max * m, V virtual groups V * n * m."""
     groups = active_groups(layer)
     k = weight.shape[2]
     m = round_up(max(len(layer.group_inputs[g]) for g in groups), pad)
-    n = round_up(max(len(layer.group_filters(g)) for g in groups), pad)
-    whole = len(groups) == 1 and m >= layer.in_channels  # one group padded to the whole input: read it as is
+    sizes = [len(layer.group_filters(g)) for g in groups]
+    n = split_slots(sizes, m, k, pad) if split else round_up(max(sizes), pad)
+    slots = [(g, chunk) for g in groups for chunk in _chunks(list(layer.group_filters(g)), n)]
+    whole = len(slots) == 1 and m >= layer.in_channels  # one group padded to the whole input: read it as is
     m = layer.in_channels if whole else m
-    w = np.zeros((len(groups) * n, m, k, k), np.float32)
-    b = np.zeros(len(groups) * n, np.float32)
+    w = np.zeros((len(slots) * n, m, k, k), np.float32)
+    b = np.zeros(len(slots) * n, np.float32)
     index: list[int] = []
     out_pos: dict[int, int] = {}
     zero_pos = None
-    for slot, g in enumerate(groups):
+    for slot, (g, filters) in enumerate(slots):
         chans = list(layer.group_inputs[g])
         index += list(range(m)) if whole else pad_indices(chans, m, layer.in_channels)
-        filters = list(layer.group_filters(g))
         rows = slot * n + np.arange(len(filters))
         w[np.ix_(rows, chans if whole else range(len(chans)))] = weight[np.ix_(filters, chans)]
         b[rows] = bias[filters]
@@ -101,7 +127,11 @@ def grouped_layout(layer: ConvStructure, weight: np.ndarray, bias: np.ndarray, *
         if len(filters) < n and zero_pos is None:
             zero_pos = slot * n + len(filters)
     identity = index == list(range(layer.in_channels))
-    return ConvLayout(None if identity else index, w, b, len(groups), out_pos, zero_pos)
+    return ConvLayout(None if identity else index, w, b, len(slots), out_pos, zero_pos)
+
+
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def union_layout(layer: ConvStructure, weight: np.ndarray, bias: np.ndarray, *, pad: int = 1,

@@ -28,12 +28,14 @@ class LayerChoice:
     multiple (16 = MLAS NCHWc block);  in_pad: same for the union's input channels (0: read
     every input channel, no input Gather);
     aligned: write the output straight in the model's channel order (pruned filters as zero
-    rows; for a block's last conv this makes the residual Add a plain Add that fuses)."""
+    rows; for a block's last conv this makes the residual Add a plain Add that fuses);
+    split (grouped only): large groups become several equal virtual groups (layouts.py)."""
 
     lowering: str = "dense"
     pad: int = 1
     in_pad: int = 1
     aligned: bool = False
+    split: bool = False
 
     def label(self) -> str:
         text = self.lowering
@@ -43,6 +45,8 @@ class LayerChoice:
             text += "+all-inputs"
         if self.aligned:
             text += "+aligned"
+        if self.split:
+            text += "+split"
         return text
 
 

@@ -21,7 +21,7 @@ from dsp_deploy.export.measure import CostCache, ort_session, time_interleaved
 from dsp_deploy.export.onnx_io import to_model
 from dsp_deploy.export.pipeline import lower_graph
 from dsp_deploy.export.plan import ORT_CPU, LayerChoice, LoweringPlan
-from dsp_deploy.export.units import FORCED, Rule, Unit, candidates_for, find_units, unit_graph
+from dsp_deploy.export.units import DEFAULT_MULTIPLE, FORCED, Rule, Unit, candidates_for, find_units, unit_graph
 from dsp_deploy.models.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -88,13 +88,20 @@ def _candidate_bytes(plain: Graph, unit: Unit, choices: Mapping[str, LayerChoice
 
 
 def measure_unit(plain: Graph, unit: Unit, batches: Sequence[int], cache: CostCache, *, runs: int,
+                 multiple: int = DEFAULT_MULTIPLE,
                  ) -> tuple[dict[str, dict[int, float]], dict[str, dict[str, LayerChoice]]]:
-    """ms per candidate and batch for one block (min of ``runs`` interleaved runs)."""
-    distinct = distinct_candidates(plain, unit, candidates_for(unit))
-    blobs = {name: _candidate_bytes(plain, unit, choices) for name, choices in distinct.items()}
+    """ms per candidate and batch for one block (min of ``runs`` interleaved runs); candidates
+    aligned to ``multiple`` channels."""
+    distinct = distinct_candidates(plain, unit, candidates_for(unit, multiple))
+    blobs: dict[str, bytes] = {}
+    for name, choices in distinct.items():
+        blob = _candidate_bytes(plain, unit, choices)
+        if blob not in blobs.values() or name == "dense":  # same graph as an earlier candidate: measured once
+            blobs[name] = blob
     result: dict[str, dict[int, float]] = {name: {} for name in blobs}
     c, h, w = unit.in_shape
     joint = b"".join(name.encode() + b"\0" + blob for name, blob in sorted(blobs.items()))
+    distinct = {name: distinct[name] for name in blobs}
     for batch in batches:
         key = CostCache.key(joint, batch)  # all candidates together: only timings taken side by side compare
         cached = cache.get(key)
@@ -109,8 +116,11 @@ def measure_unit(plain: Graph, unit: Unit, batches: Sequence[int], cache: CostCa
 
 
 def auto_plan(plain: Graph, topo: Topology, *, batches: Sequence[int] = (1,), runs: int = 15,
-              tolerance: float = 0.02, cache_path: str | None = None) -> LoweringPlan:
-    """Measure every block's candidates and keep the fastest (see module docstring)."""
+              tolerance: float = 0.02, cache_path: str | None = None,
+              channel_multiple: int = DEFAULT_MULTIPLE) -> LoweringPlan:
+    """Measure every block's candidates and keep the fastest (see module docstring).
+    ``channel_multiple``: the target's channel alignment (8 on AVX2, 16 on AVX-512), the size
+    padded candidates round group and filter counts up to."""
     import onnxruntime as ort
     from tqdm import tqdm
 
@@ -118,6 +128,7 @@ def auto_plan(plain: Graph, topo: Topology, *, batches: Sequence[int] = (1,), ru
     plan = LoweringPlan("auto", {spec.name: LayerChoice() for spec in topo.convs}, backend=ORT_CPU, measured=True,
                 machine=plan_machine(f"onnxruntime {ort.__version__}"))
     plan.notes["planning_batches"] = list(batches)
+    plan.notes["channel_multiple"] = channel_multiple
     cache = CostCache(cache_path)
     start = time.perf_counter()
     units = find_units(plain, topo)
@@ -125,7 +136,7 @@ def auto_plan(plain: Graph, topo: Topology, *, batches: Sequence[int] = (1,), ru
         if all(structure[s.name].is_dense for s in unit.convs):
             plan.chosen[unit.name] = "dense (not pruned)"
             continue
-        times, options = measure_unit(plain, unit, batches, cache, runs=runs)
+        times, options = measure_unit(plain, unit, batches, cache, runs=runs, multiple=channel_multiple)
         record_choice(plan, unit, times, options, batches, tolerance)
         cache.save()
     plan.notes["planning_seconds"] = round(time.perf_counter() - start, 1)

@@ -11,7 +11,8 @@ from dsp_deploy.export.plan import BACKENDS, MODES
 from dsp_deploy.utils.jsonfile import read_json_object, shipped_json
 
 PROFILE_PACKAGE = "dsp_deploy.profiles"
-KEYS = {"lowering": str, "fp16": bool, "opset": int, "plan_batches": list, "backend": str, "description": str}
+KEYS = {"lowering": str, "fp16": bool, "opset": int, "plan_batches": list, "backend": str, "description": str,
+        "channel_multiple": int}
 
 
 def list_profiles() -> list[str]:

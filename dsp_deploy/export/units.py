@@ -77,8 +77,8 @@ def unit_graph(plain: Graph, unit: Unit, *, seed: int = 0) -> Graph:
 
 
 # -- candidate rules -------------------------------------------------------------------------
-def _choice(lowering: str, pad: int = 1, in_pad: int = 1, aligned: bool = False) -> LayerChoice:
-    return LayerChoice(lowering, pad, in_pad, aligned)
+def _choice(lowering: str, pad: int = 1, in_pad: int = 1, aligned: bool = False, split: bool = False) -> LayerChoice:
+    return LayerChoice(lowering, pad, in_pad, aligned, split)
 
 
 def _rule(inner: LayerChoice, out: LayerChoice, *, k3: LayerChoice | None = None,
@@ -102,28 +102,50 @@ def dense_rule(spec: ConvSpec, layer: ConvStructure) -> LayerChoice:
     return LayerChoice()
 
 
-BASIC_CANDIDATES: dict[str, Rule] = {
-    "dense": dense_rule,
-    "union16": _rule(_choice("union", 16, 16, True), _choice("union", 1, 16, True)),
-    "union": _rule(_choice("union", 1, 1, True), _choice("union", 1, 1, True)),
-    "union16in": _rule(_choice("union", 1, 16, True), _choice("union", 1, 1, True)),
-    "grouped16+union": _rule(_choice("grouped", 16), _choice("union", 1, 16, True)),
-    "grouped+union": _rule(_choice("grouped", 1), _choice("union", 1, 1, True)),
-}
-BOTTLENECK_CANDIDATES: dict[str, Rule] = {
-    "dense": dense_rule,
-    "grouped": _rule(_choice("grouped", 1), _choice("grouped", 1)),
-    "grouped16": _rule(_choice("grouped", 16), _choice("grouped", 16)),
-    "grouped16-3x3": _rule(_choice("grouped", 1), _choice("grouped", 1), k3=_choice("grouped", 16)),
-    "grouped16-3x3+aligned": _rule(_choice("grouped", 1), _choice("union", 1, 16, True), k3=_choice("grouped", 16),
-                                   down=_choice("grouped", 1)),
-    "union16": _rule(_choice("union", 16, 16, True), _choice("union", 1, 16, True)),
-    # conv1 reads the whole stream (no Gather, no reorders) and writes conv2's gathered input
-    # layout directly (aligned -> fold-gather-into-conv): pays at 56x56 where the stream is wide
-    "all1+grouped16-3x3+aligned": _rule(_choice("union", 16, 0, True), _choice("union", 1, 16, True),
-                                        k3=_choice("grouped", 16)),
-    "all1+grouped16": _rule(_choice("union", 16, 0, True), _choice("grouped", 16), k3=_choice("grouped", 16)),
-}
+DEFAULT_MULTIPLE = 16  # MLAS's NCHWc block on AVX-512; AVX2 kernels work on 8 floats
+
+
+def basic_candidates(multiple: int = DEFAULT_MULTIPLE) -> dict[str, Rule]:
+    """Candidates for a basic block (two 3x3 convs); ``multiple`` is the target's channel
+    alignment, the size padded ("union16", "union8"...) candidates round up to."""
+    m = multiple
+    return {
+        "dense": dense_rule,
+        f"union{m}": _rule(_choice("union", m, m, True), _choice("union", 1, m, True)),
+        "union": _rule(_choice("union", 1, 1, True), _choice("union", 1, 1, True)),
+        f"union{m}in": _rule(_choice("union", 1, m, True), _choice("union", 1, 1, True)),
+        f"grouped{m}+union": _rule(_choice("grouped", m), _choice("union", 1, m, True)),
+        "grouped+union": _rule(_choice("grouped", 1), _choice("union", 1, 1, True)),
+        # conv1 reads the whole stream (zero columns, no Gather and no NCHWc reorders around it)
+        f"all{m}": _rule(_choice("union", m, 0, True), _choice("union", 1, m, True)),
+        # uneven groups: split into equal virtual groups (layouts.split_slots); the same graph as
+        # grouped{m}+union where splitting does not pay (the planner then measures it once)
+        f"grouped{m}s+union": _rule(_choice("grouped", m, split=True), _choice("union", 1, m, True)),
+    }
+
+
+def bottleneck_candidates(multiple: int = DEFAULT_MULTIPLE) -> dict[str, Rule]:
+    """Candidates for a bottleneck block (1x1, 3x3, 1x1), aligned to ``multiple`` channels."""
+    m = multiple
+    return {
+        "dense": dense_rule,
+        "grouped": _rule(_choice("grouped", 1), _choice("grouped", 1)),
+        f"grouped{m}": _rule(_choice("grouped", m), _choice("grouped", m)),
+        f"grouped{m}-3x3": _rule(_choice("grouped", 1), _choice("grouped", 1), k3=_choice("grouped", m)),
+        f"grouped{m}-3x3+aligned": _rule(_choice("grouped", 1), _choice("union", 1, m, True),
+                                         k3=_choice("grouped", m), down=_choice("grouped", 1)),
+        f"union{m}": _rule(_choice("union", m, m, True), _choice("union", 1, m, True)),
+        # conv1 reads the whole stream (no Gather, no reorders) and writes conv2's gathered input
+        # layout directly (aligned -> fold-gather-into-conv): pays at 56x56 where the stream is wide
+        f"all1+grouped{m}-3x3+aligned": _rule(_choice("union", m, 0, True), _choice("union", 1, m, True),
+                                              k3=_choice("grouped", m)),
+        f"all1+grouped{m}": _rule(_choice("union", m, 0, True), _choice("grouped", m), k3=_choice("grouped", m)),
+        f"grouped{m}s": _rule(_choice("grouped", m, split=True), _choice("grouped", m, split=True)),
+    }
+
+
+BASIC_CANDIDATES: dict[str, Rule] = basic_candidates()
+BOTTLENECK_CANDIDATES: dict[str, Rule] = bottleneck_candidates()
 FORCED: dict[str, Rule] = {
     "dense": dense_rule,
     "grouped": _rule(_choice("grouped"), _choice("grouped")),
@@ -132,12 +154,15 @@ FORCED: dict[str, Rule] = {
 }
 
 
-def choices_for_unit(unit: Unit, candidate: str, plain: Graph) -> dict[str, LayerChoice]:
+def choices_for_unit(unit: Unit, candidate: str, plain: Graph, multiple: int = DEFAULT_MULTIPLE
+                     ) -> dict[str, LayerChoice]:
     """The per-conv choices of one named candidate for ``unit``."""
-    rule = candidates_for(unit)[candidate]
+    rule = candidates_for(unit, multiple)[candidate]
     structure = plain.meta["structure"]
     return {spec.name: rule(spec, structure[spec.name]) for spec in unit.convs}
 
 
-def candidates_for(unit: Unit) -> dict[str, Rule]:
-    return BOTTLENECK_CANDIDATES if len([s for s in unit.convs if s.role != ROLE_DOWNSAMPLE]) == 3 else BASIC_CANDIDATES
+def candidates_for(unit: Unit, multiple: int = DEFAULT_MULTIPLE) -> dict[str, Rule]:
+    """The candidate rules for ``unit`` (bottleneck or basic block) aligned to ``multiple``."""
+    bottleneck = len([s for s in unit.convs if s.role != ROLE_DOWNSAMPLE]) == 3
+    return bottleneck_candidates(multiple) if bottleneck else basic_candidates(multiple)

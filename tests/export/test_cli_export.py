@@ -74,4 +74,6 @@ def test_bad_options(tmp_path, ckpt, capsys):
     assert "nope" in one_line_error(capsys)
     assert main(["export", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--opset", "9"]) == 2
     one_line_error(capsys)
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--channel-multiple", "0"]) == 2
+    assert "channel multiple" in one_line_error(capsys)
     assert list(tmp_path.iterdir()) == []

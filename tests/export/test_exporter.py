@@ -110,3 +110,21 @@ def test_parity_failure_refuses(tmp_path, tiny):
     other = build_model(tiny_checkpoint("resnet20", groups=3, size=16, seed=5))
     with pytest.raises(ParityError, match="differs"):
         parity_check((tmp_path / "m.onnx").read_bytes(), other, (16, 16), fp16=False)
+
+
+def test_auto_plan_candidates_follow_the_channel_multiple(tmp_path, tiny):
+    """channel_multiple=8 (AVX2's vector width): the planner's padded candidates round to 8
+    (union8, grouped8s, ...), none to the default 16, and the plan records the multiple."""
+    from dsp_deploy.errors import UsageError
+
+    result = export_onnx(tiny, tmp_path / "a8.onnx", lowering="auto", plan_batches=(1,), runs=2,
+                         cache_path=str(tmp_path / "c.json"), channel_multiple=8)
+    plan = result.plan
+    assert plan.notes["channel_multiple"] == 8 and result.max_diff < 1e-4
+    names = {cand for times in plan.measurements.values() for cand in times}
+    assert {"union8", "all8"} <= names and not any("16" in n for n in names)
+    for choice in plan.layers.values():
+        assert choice.pad in (1, 8) and choice.in_pad in (0, 1, 8)
+    with pytest.raises(UsageError, match="channel multiple"):
+        export_onnx(tiny, tmp_path / "bad.onnx", lowering="auto", channel_multiple=0)
+    assert not (tmp_path / "bad.onnx").exists()

@@ -5,7 +5,7 @@ import pytest
 
 from dsp_deploy.export.passes import LowerConv
 from dsp_deploy.export.plan import LayerChoice
-from dsp_deploy.structure import ConvStructure
+from dsp_deploy.structure import PRUNED, ConvStructure
 
 from .helpers import conv_graph, ops, random_layer, run, sample
 
@@ -105,3 +105,34 @@ def test_single_group_padded_past_the_input_reads_it_whole():
     (conv,) = [n for n in g.nodes if n.op == "Conv"]
     assert conv.inputs[0] == "x" and g.consts[conv.inputs[1]].shape[:2] == (16, 12)
     np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+
+
+def test_split_turns_uneven_groups_into_equal_aligned_virtual_groups():
+    """Groups of 2, 3 and 26 filters (pad 2, so full kernel speed from 8 filters a group): split
+    gives 1 + 1 + 4 virtual groups of 8 filters (6 x 8 = 48 rows) instead of 3 groups padded to
+    26 (78 rows); exact output."""
+    assign = (0, 0, 1, 1, 1) + (2,) * 26 + (PRUNED,) * 2
+    layer = ConvStructure("c", 12, 33, 3, 1, 3, assign, ((0, 1, 2), (3, 4, 5, 6, 7), (1, 5, 8, 9, 10, 11)))
+    g = conv_graph(layer)
+    x = sample(12)
+    before = run(g, x)
+    LowerConv({"c": LayerChoice("grouped", 2, split=True)}).run(g)
+    (conv,) = [n for n in g.nodes if n.op == "Conv"]
+    assert conv.attrs["group"] == 6 and g.consts[conv.inputs[1]].shape[:2] == (48, 6)
+    assert len(g.consts[g.producer(conv.inputs[0]).inputs[1]]) == 6 * 6  # the Gather feeds 6 groups of 6 inputs
+    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+    plain = conv_graph(layer)
+    LowerConv({"c": LayerChoice("grouped", 2)}).run(plain)
+    (unsplit,) = [n for n in plain.nodes if n.op == "Conv"]
+    assert unsplit.attrs["group"] == 3 and plain.consts[unsplit.inputs[1]].shape[:2] == (78, 6)
+    assert LayerChoice("grouped", 2, split=True).label() == "grouped/2+split"
+
+
+def test_split_slots_prices_small_groups_at_the_kernels_4_blocks():
+    from dsp_deploy.export.layouts import split_slots
+
+    # pad 8: groups under 32 filters cost as 32. [8, 8, 96]: n=32 -> 1+1+3 groups, n=96 -> 3 groups
+    # of 96: 5 * (32 * 9 + 8) = 1480 < 3 * (96 * 9 + 8) = 2616 per m
+    assert split_slots([8, 8, 96], 40, 3, 8) == 32
+    assert split_slots([3, 21, 18, 20], 40, 3, 8) == 24  # small groups (ResNet-20 G=4): no split (n = max)
+    assert split_slots([40, 40], 48, 1, 8) == 40  # even groups: no split

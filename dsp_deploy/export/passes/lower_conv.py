@@ -94,7 +94,7 @@ class LowerConv(Pass):
         weight, bias = graph.consts[node.inputs[1]], graph.consts[node.inputs[2]]
         x, output = node.inputs[0], node.outputs[0]
         if choice.lowering == "grouped":
-            layout = grouped_layout(layer, weight, bias, pad=choice.pad)
+            layout = grouped_layout(layer, weight, bias, pad=choice.pad, split=choice.split)
             restore(graph, emit_conv(graph, x, layout, node, node.layer), layout, layer.out_channels, node,
                     node.layer, output)
         elif choice.lowering == "union":
