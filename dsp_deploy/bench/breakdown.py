@@ -65,8 +65,8 @@ def profile_nodes(path: str | os.PathLike[str], batch: int, *, input_shape: tupl
                   runs: int = 20, threads: int = 1, seed: int = 0) -> list[NodeTime]:
     """Per executed node of the ONNX file, the median kernel time in ms over ``runs`` profiled
     runs on random inputs of ``batch`` (after one untimed run), in execution order."""
-    from dsp_deploy.bench.ort import load_session, session_input_specs
-    from dsp_deploy.bench.runner import make_feed
+    from dsp_deploy.runtime.ort import ort_session, session_input_specs
+    from dsp_deploy.runtime.runner import make_feed
 
     if runs < 1:
         raise BenchError(f"profiling needs at least one run, got {runs}")
@@ -74,7 +74,7 @@ def profile_nodes(path: str | os.PathLike[str], batch: int, *, input_shape: tupl
     with tempfile.TemporaryDirectory(prefix="dsp-profile-") as folder:
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(folder, "ort")
-        session = load_session(path, options, ["CPUExecutionProvider"])
+        session = ort_session(path, options=options)
         feed = make_feed(session_input_specs(session, path), batch, input_shape, seed=seed, where=str(path))
         for _ in range(runs + 1):
             session.run(None, feed)

@@ -6,7 +6,7 @@ import json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from dsp_deploy.training.demo import DemoOptions
+    from dsp_deploy.app.demo import DemoOptions
 
     d = DemoOptions()
     parser = subparsers.add_parser(
@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from dsp_deploy.training.demo import DemoOptions, format_demo_summary, resolve_demo_data, run_demo
+    from dsp_deploy.app.demo import DemoOptions, format_demo_summary, resolve_demo_data, run_demo
 
     data, note = resolve_demo_data(args.data)
     print(f"demo {note}", file=sys.stderr)

@@ -91,7 +91,7 @@ def save_torchscript(module: Any, path: Path, input_shape: tuple[int, ...]) -> N
 def make_artifacts(built: Sequence[BuiltVariant], folder: Path, *, backends: Sequence[str], batches: Sequence[int],
                    lowering: str, input_shape: tuple[int, ...]) -> Artifacts:
     """Export every ok variant to ``folder`` and add what the requested backends need."""
-    from dsp_deploy.bench.machine import cuda_gpus
+    from dsp_deploy.utils.machine import cuda_gpus
     from dsp_deploy.checkpoint import build_model
 
     folder.mkdir(parents=True, exist_ok=True)

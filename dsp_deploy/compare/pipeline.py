@@ -62,7 +62,7 @@ def benchmark(config: CompareConfig, built: Sequence[BuiltVariant], artifacts: A
     machine and library versions. Per batch size, all variants with a file of one kind are timed
     interleaved in one ``run_benchmark`` call (so the runs may differ per batch)."""
     from dsp_deploy.bench import run_benchmark
-    from dsp_deploy.bench.machine import library_versions, machine_info, usable_cores
+    from dsp_deploy.utils.machine import library_versions, machine_info, usable_cores
     from dsp_deploy.bench.variants import Variant
 
     infos = {b.info.name: b.info for b in built}

@@ -72,7 +72,7 @@ def parity_check(model_bytes: bytes, torch_model: Any, input_size: tuple[int, in
     import torch
 
     from dsp_deploy.errors import ParityError
-    from dsp_deploy.export.measure import ort_session
+    from dsp_deploy.runtime.ort import ort_session
 
     session = ort_session(model_bytes, threads=1)
     rng = np.random.default_rng(seed)

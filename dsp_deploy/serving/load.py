@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from dsp_deploy.bench.stats import percentile
+from dsp_deploy.runtime.stats import percentile
 
 @dataclass
 class LoadResult:

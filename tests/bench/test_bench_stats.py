@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from dsp_deploy.bench.stats import percentile, summarize
+from dsp_deploy.runtime.stats import percentile, summarize
 from dsp_deploy.errors import BenchError
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dsp_deploy.bench.machine import cuda_gpus
+from dsp_deploy.utils.machine import cuda_gpus
 from dsp_deploy.checkpoint import FORMAT_NAME, FORMAT_VERSION, save_checkpoint
 from dsp_deploy.export import export_onnx
 

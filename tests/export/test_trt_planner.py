@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dsp_deploy.bench.machine import cuda_gpus
+from dsp_deploy.utils.machine import cuda_gpus
 from dsp_deploy.errors import UsageError
 from dsp_deploy.export import export_onnx, load_plan
 from dsp_deploy.export.planner import pick_candidate
