@@ -23,6 +23,8 @@ from dsp_deploy.bench.variants import (
     parse_input_shape,
 )
 from dsp_deploy.errors import BackendUnavailable, BenchError, UsageError
+from dsp_deploy.runtime import registry
+from dsp_deploy.runtime.registry import RunnerSettings
 from dsp_deploy.runtime.runner import Runner, make_feed, resolve_shape
 from dsp_deploy.runtime.stats import summarize
 from dsp_deploy.runtime.timing import time_interleaved
@@ -51,24 +53,10 @@ RunnerFactory = Callable[[Variant, str, RunnerOptions], Runner]
 
 
 def make_runner(variant: Variant, backend: str, options: RunnerOptions) -> Runner:
-    """The runner for ``backend`` on ``variant`` (backend must be in ``variant.backends``)."""
-    if backend in ("ort-cpu", "ort-cuda"):
-        from dsp_deploy.runtime.ort import OrtRunner
-
-        return OrtRunner(variant.path, cuda=backend == "ort-cuda", threads=options.threads,
-                         name=f"{variant.name}/{backend}")
-    if backend in ("torch", "torch-cuda"):
-        from dsp_deploy.runtime.torch_runner import TorchRunner
-
-        cuda = backend == "torch-cuda"
-        return TorchRunner(variant.path, kind=variant.kind, cuda=cuda, cuda_graphs=options.cuda_graphs and cuda,
-                           threads=options.threads, input_shape=options.input_shape,
-                           name=f"{variant.name}/{backend}")
-    if backend == "trt":
-        from dsp_deploy.runtime.trt_runner import TrtRunner
-
-        return TrtRunner(variant.path, manifest=variant.manifest, name=f"{variant.name}/{backend}")
-    raise UsageError(f"unknown backend '{backend}'")
+    """The runner for ``backend`` on ``variant`` (from the runtime's backend registry)."""
+    settings = RunnerSettings(threads=options.threads, cuda_graphs=options.cuda_graphs, input_shape=options.input_shape,
+                              kind=variant.kind, manifest=variant.manifest, name=f"{variant.name}/{backend}")
+    return registry.make_runner(backend, variant.path, settings)
 
 
 def _validate(runs: int | None, time_budget: float | None, warmup: int, threads: int | None) -> int | None:
@@ -173,7 +161,7 @@ def run_benchmark(
             for variant, backend in pairs:
                 row = ResultRow(variant=variant.name, path=str(variant.path), backend=backend, batch=batch,
                                 kind=variant.kind, threads=options.threads, warmup=warmup,
-                                device="cpu" if backend in ("ort-cpu", "torch") else "cuda",
+                                device=registry.backend(backend).device,
                                 machine=dict(machine), versions=dict(versions))
                 if (variant.name, backend) in skipped:
                     row.status, row.reason = "skipped", skipped[(variant.name, backend)]

@@ -15,17 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from dsp_deploy.errors import BenchError, UsageError
+from dsp_deploy.runtime import registry
 from dsp_deploy.utils.jsonfile import read_json_object
 
 log = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda", "torch", "torch-cuda", "trt")
-KIND_BACKENDS: dict[str, tuple[str, ...]] = {
-    "onnx": ("ort-cpu", "ort-cuda"),
-    "engine": ("trt",),
-    "checkpoint": ("torch", "torch-cuda"),
-    "torchscript": ("torch", "torch-cuda"),
-}
+BACKENDS: tuple[str, ...] = tuple(registry.BACKENDS)
+KIND_BACKENDS: dict[str, tuple[str, ...]] = {kind: registry.backends_for_kind(kind) for kind in registry.KINDS}
 _ENGINE_SUFFIXES = (".engine", ".plan")
 _TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".pts", ".torchscript")
 

@@ -17,13 +17,13 @@ from dsp_deploy.compare.artifacts import Artifacts, make_artifacts
 from dsp_deploy.compare.config import CompareConfig
 from dsp_deploy.compare.results import CompareResult, VariantInfo, add_speedups, make_row, now_utc
 from dsp_deploy.compare.variants import BuiltVariant, build_variants
+from dsp_deploy.runtime import registry
 from dsp_deploy.utils.atomic import atomic_directory
 
 log = logging.getLogger(__name__)
 
-KIND_OF_BACKEND = {"ort-cpu": "onnx", "ort-cuda": "onnx", "torch": "torchscript", "torch-cuda": "torchscript",
-                   "trt": "engine"}
-CPU_BACKENDS = ("ort-cpu", "torch")
+KIND_OF_BACKEND = {b.name: b.kinds[0] for b in registry.BACKENDS.values()}  # the file compare builds per backend
+CPU_BACKENDS = tuple(b.name for b in registry.BACKENDS.values() if b.device == "cpu")
 
 
 def _load() -> list[float] | None:

@@ -28,9 +28,7 @@ from dsp_deploy.export.plan import TENSORRT, LayerChoice, Plan
 from dsp_deploy.export.planner import distinct_candidates, forced_plan, plan_machine, record_choice
 from dsp_deploy.export.units import FORCED, Unit, find_units, unit_graph
 from dsp_deploy.models.topology import Topology
-from dsp_deploy.runtime.runner import make_feed
-from dsp_deploy.runtime.stats import summarize
-from dsp_deploy.runtime.timing import time_interleaved
+from dsp_deploy.runtime.timing import time_runners
 from dsp_deploy.runtime.trt_engine import build_engine
 from dsp_deploy.runtime.trt_flavour import flavour_version, trt_module
 from dsp_deploy.runtime.trt_runner import TrtRunner
@@ -106,21 +104,11 @@ def measure_unit_trt(plain: Graph, unit: Unit, batches: Sequence[int], workdir: 
     loop, candidates interleaved)."""
     engines, options = build_candidate_engines(plain, unit, batches, workdir, fp16=fp16, flavour=flavour)
     runners = {name: TrtRunner(path, flavour=flavour, name=name) for name, path in engines.items()}
-    times: dict[str, dict[int, float]] = {name: {} for name in options}
     try:
-        for runner in runners.values():
-            runner.activate()
-        for batch in batches:
-            for runner in runners.values():
-                runner.prepare(make_feed(runner.input_specs(), batch, seed=batch))
-            samples = time_interleaved(list(runners.values()), runs=runs, warmup=5)
-            for name, ms in zip(runners, samples):
-                times[name][batch] = summarize(ms).median_ms
+        timed = time_runners(runners, batches, runs=runs, warmup=5)
     except BenchError as exc:
         raise ExportError(f"TensorRT planning: a candidate did not run ({exc})", layer=unit.name) from None
-    finally:
-        for runner in runners.values():
-            runner.deactivate()
+    times = {name: {b: s.median_ms for b, s in per_batch.items()} for name, per_batch in timed.items()}
     return times, options
 
 

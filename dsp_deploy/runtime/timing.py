@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from dsp_deploy.runtime.runner import Runner
+from dsp_deploy.runtime.runner import Runner, make_feed
+from dsp_deploy.runtime.stats import Summary, summarize
 
 MAX_BUDGET_ROUNDS = 1_000_000
 
@@ -51,3 +52,23 @@ def time_interleaved(runners: Sequence[Runner], *, runs: int | None = None, warm
         if gc_was_enabled:
             gc.enable()
     return samples
+
+
+def time_runners(runners: Mapping[str, Runner], batches: Sequence[int], *, runs: int, warmup: int = 3,
+                 input_shape: Sequence[int] | None = None, seed: int = 0) -> dict[str, dict[int, Summary]]:
+    """Name -> batch -> summary of ``runs`` interleaved timings: activates the runners (those it
+    activated are deactivated again), feeds random inputs of each batch (same seed -> same data)."""
+    started = [r for r in runners.values() if not r.is_active]
+    result: dict[str, dict[int, Summary]] = {name: {} for name in runners}
+    try:
+        for runner in started:
+            runner.activate()
+        for batch in batches:
+            for runner in runners.values():
+                runner.prepare(make_feed(runner.input_specs(), batch, input_shape, seed=seed + batch, where=runner.name))
+            for name, samples in zip(runners, time_interleaved(list(runners.values()), runs=runs, warmup=warmup)):
+                result[name][batch] = summarize(samples)
+    finally:
+        for runner in started:
+            runner.deactivate()
+    return result
