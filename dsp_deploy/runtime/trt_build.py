@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Union
 
+from dsp_deploy.runtime.polygraphy import engine_from_bytes, polygraphy_quiet, polygraphy_trt
 from dsp_deploy.runtime.trt_flavour import flavour_version, name_in_message, one_line, trt_logger
 from dsp_deploy.runtime.trt_network import BaseLoader, ParsedNetwork, TensorInfo
 from dsp_deploy.errors import EngineBuildError, UsageError
@@ -157,30 +158,41 @@ class EngineBytesFromNetwork(BaseLoader):
     def call_impl(self) -> bytes:
         parsed = self.network if isinstance(self.network, ParsedNetwork) else self.network()
         module, flavour, builder = parsed.module, parsed.flavour, parsed.builder
-        config = builder.create_builder_config()
-        if self.opt_level is not None:
-            if not 0 <= self.opt_level <= 5:
-                raise UsageError(f"--opt-level {self.opt_level}: must be 0..5")
-            config.builder_optimization_level = int(self.opt_level)
-        config.profiling_verbosity = module.ProfilingVerbosity.DETAILED
-        if self.targets:
-            capabilities = _compute_capabilities(module, self.targets)
-            config.num_compute_capabilities = len(capabilities)
-            for i, capability in enumerate(capabilities):
-                config.set_compute_capability(capability, i)
+        if self.opt_level is not None and not 0 <= self.opt_level <= 5:
+            raise UsageError(f"--opt-level {self.opt_level}: must be 0..5")
+        ptrt = polygraphy_trt(module, flavour)
+        from polygraphy.exception import PolygraphyException
+
         inputs = parsed.inputs()
         shapes = self.profile.resolve(inputs)
+        profiles = None
         if any(t.shape[:1] == (-1,) for t in inputs):  # static batch: no profile needed
-            profile = builder.create_optimization_profile()
+            profile = ptrt.Profile()
             for name, (low, opt, high) in shapes.items():
-                profile.set_shape(name, low, opt, high)
-            config.add_optimization_profile(profile)
-        cache = self._load_timing_cache(config, flavour)
+                profile.add(name, low, opt, high)
+            profiles = [profile]
+        settings: dict[str, Any] = dict(profiles=profiles, profiling_verbosity=module.ProfilingVerbosity.DETAILED,
+                                        builder_optimization_level=self.opt_level)
+        if self.targets:
+            names = [c.name for c in _compute_capabilities(module, self.targets)]
+            from polygraphy.backend.tensorrt_rtx import CreateConfigRTX
+
+            sm = [(int(n[2:-1]), int(n[-1])) for n in names if re.fullmatch(r"SM\d{2,3}", n)]
+            create = CreateConfigRTX(compute_capabilities=sm or None, use_gpu="CURRENT" in names and not sm, **settings)
+        else:
+            create = ptrt.CreateConfig(**settings)
         label = f"{flavour} {flavour_version(module)}, targets {','.join(self.target_names(flavour))}"
         trt_log = trt_logger(module)
         start = time.perf_counter()
-        with trt_log.capture() as capture:
-            plan = builder.build_serialized_network(parsed.network, config)
+        plan = None
+        with polygraphy_quiet(), trt_log.capture() as capture:
+            config = create(builder, parsed.network)
+            cache = self._load_timing_cache(config, flavour)
+            try:
+                plan = ptrt.EngineBytesFromNetwork((builder, parsed.network, parsed.parser), config=config)()
+            except PolygraphyException as exc:  # TensorRT's own error, if it logged one, says more
+                if not capture.errors:
+                    capture.errors.append(str(exc))
         self.build_seconds = time.perf_counter() - start
         if plan is None:
             reason = capture.last_error() or "the builder returned no engine"
@@ -223,8 +235,7 @@ def inspect_engine_layers(module: ModuleType, plan: bytes) -> tuple[list[dict[st
     trt_log = trt_logger(module)
     with trt_log.capture() as capture:
         try:
-            runtime = module.Runtime(trt_log.logger)
-            engine = runtime.deserialize_cuda_engine(plan)
+            engine = engine_from_bytes(module, module.__name__, plan)
         except Exception as exc:  # noqa: BLE001 - inspection is best effort
             return None, one_line(f"engine inspector unavailable: {exc}")
     if engine is None:

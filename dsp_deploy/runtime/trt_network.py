@@ -1,4 +1,4 @@
-"""ONNX -> TensorRT network: the lazy `NetworkFromOnnx` loader, per-node parser errors, and a
+"""ONNX -> TensorRT network: the lazy `NetworkFromOnnx` loader (network created by Polygraphy), per-node parser errors, and a
 plain-data summary of the parsed network (layer types, names, convolution group counts).
 
 The summary is what the manifest records and what the export tests assert on ("TensorRT parses
@@ -22,6 +22,7 @@ from dsp_deploy.runtime.trt_flavour import (
     trt_module,
 )
 from dsp_deploy.errors import EngineBuildError
+from dsp_deploy.runtime.polygraphy import polygraphy_trt
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +208,10 @@ class NetworkFromOnnx(BaseLoader):
             raise EngineBuildError(f"ONNX path is not a file: {path}")
         module, flavour = trt_module(self.flavour)
         trt_log = trt_logger(module)
-        builder = module.Builder(trt_log.logger)
-        flags = 0
-        creation = module.NetworkDefinitionCreationFlag
-        if hasattr(creation, "STRONGLY_TYPED"):  # TRT 10; RTX and TRT 11 are always strongly typed
-            flags |= 1 << int(creation.STRONGLY_TYPED)
-        network = builder.create_network(flags)
+        # Polygraphy's CreateNetwork makes builder + network (with our logger); we parse ourselves,
+        # since its parse step reports errors without the node index/name/op we name in one line.
+        strongly_typed = hasattr(module.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")  # RTX/TRT 11: always
+        builder, network = polygraphy_trt(module, flavour).CreateNetwork(strongly_typed=strongly_typed)()
         parser = module.OnnxParser(network, trt_log.logger)
         label = f"{flavour} {flavour_version(module)}"
         with trt_log.capture() as capture:

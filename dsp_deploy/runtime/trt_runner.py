@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsp_deploy.errors import BackendUnavailable, BenchError, DSPDeployError
+from dsp_deploy.runtime.polygraphy import engine_from_bytes
 from dsp_deploy.runtime.runner import InputSpec, Runner
 from dsp_deploy.runtime.trt_flavour import dtype_name, flavour_version, one_line, trt_logger, trt_module
 from dsp_deploy.utils.machine import cuda_gpus
@@ -72,8 +73,7 @@ class TrtRunner(Runner):
         trt_log = trt_logger(module)
         try:
             with trt_log.capture() as capture:
-                runtime = module.Runtime(trt_log.logger)
-                engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+                engine = engine_from_bytes(module, flavour, self.engine_path.read_bytes())  # Polygraphy's loader
                 context = engine.create_execution_context() if engine is not None else None
         except Exception as exc:  # noqa: BLE001 - runtime missing / wrong GPU / version mismatch
             raise BackendUnavailable(f"TensorRT cannot run {self.engine_path.name}: {one_line(str(exc))}") from None
@@ -82,7 +82,7 @@ class TrtRunner(Runner):
                 f"{flavour} {flavour_version(module)} cannot load {self.engine_path.name}: "
                 f"{capture.last_error() or 'no engine'} (built by another TensorRT flavour/version?)"
             )
-        self._module, self._runtime, self._engine, self._context = module, runtime, engine, context
+        self._module, self._engine, self._context = module, engine, context
         self._stream = torch.cuda.Stream()
         log.debug("loaded %s with %s", self.engine_path, flavour)
 
