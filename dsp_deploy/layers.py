@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("models", "structure"),
     ("checkpoint", "data"),
     ("runtime",),
-    ("reference", "inspect", "summary", "baselines", "dppnet", "training", "export", "engines"),
+    ("reference", "inspect", "hardware", "baselines", "dppnet", "training", "export", "engines"),
     ("bench", "compare", "serving"),
     ("app",),
     ("cli", "__main__"),

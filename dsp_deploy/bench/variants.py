@@ -16,6 +16,7 @@ from typing import Any
 
 from dsp_deploy.errors import BenchError, UsageError
 from dsp_deploy.runtime import registry
+from dsp_deploy.utils.hashing import sha256_file
 from dsp_deploy.utils.jsonfile import read_json_object
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,6 @@ def load_manifest(engine: Path) -> dict[str, Any]:
 def _check_engine_file(engine: Path, manifest: Path, data: dict[str, Any]) -> None:
     """BenchError if the plan's size or sha256 differs from what its manifest recorded: a
     truncated or modified engine is caught here, even where no GPU could deserialize it."""
-    from dsp_deploy.utils.hashing import sha256_file
-
     size, digest = data.get("engine_bytes"), data.get("engine_sha256")
     actual = engine.stat().st_size
     if isinstance(size, int) and not isinstance(size, bool) and size != actual:

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from dsp_deploy.app.demo import DemoOptions, format_demo_summary, resolve_demo_data, run_demo
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from dsp_deploy.app.demo import DemoOptions
-
     d = DemoOptions()
     parser = subparsers.add_parser(
         "demo", help="run the whole pipeline on Fashion-MNIST (or the built-in synthetic set; ~10 minutes on a CPU)",
@@ -35,8 +34,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
-
-    from dsp_deploy.app.demo import DemoOptions, format_demo_summary, resolve_demo_data, run_demo
 
     data, note = resolve_demo_data(args.data)
     print(f"demo {note}", file=sys.stderr)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from dsp_deploy.inspect import add_dppnet_section, format_summary, load_any_structure, summarize, summary_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -14,8 +15,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsp_deploy.inspect import add_dppnet_section, format_summary, load_any_structure, summarize, summary_json
-
     structure, metadata = load_any_structure(args.path)
     summary = summarize(structure, metadata)
     add_dppnet_section(summary, args.path)

@@ -15,12 +15,11 @@ from dsp_deploy.compare.results import (
     read_results,
     verdicts,
 )
+from dsp_deploy.compare.pipeline import run_compare as _run
 
 
 def run_compare(*args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - thin lazy forwarder
     """See ``dsp_deploy.compare.pipeline.run_compare``."""
-    from dsp_deploy.compare.pipeline import run_compare as _run
-
     return _run(*args, **kwargs)
 
 

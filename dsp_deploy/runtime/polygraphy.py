@@ -9,12 +9,14 @@ are still reported as one line naming the layer or node.
 from __future__ import annotations
 
 import contextlib
+import sys
 import warnings
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 from dsp_deploy.errors import EngineBuildError
+from dsp_deploy.runtime.trt_flavour import trt_logger
 
 HINT = "pip install polygraphy==0.53.* (the TensorRT path builds and compares through it)"
 
@@ -44,10 +46,6 @@ def polygraphy_quiet() -> Iterator[None]:
 def polygraphy_trt(module: ModuleType, flavour: str) -> ModuleType:
     """``polygraphy.backend.trt`` bound to ``flavour`` (``tensorrt`` or ``tensorrt_rtx``), with
     our logger for ``module`` installed as its TensorRT logger."""
-    import sys
-
-    from dsp_deploy.runtime.trt_flavour import trt_logger
-
     config = _import_polygraphy()
     rtx = flavour == "tensorrt_rtx"
     if "polygraphy.backend.trt" in sys.modules and bool(config.USE_TENSORRT_RTX) != rtx:

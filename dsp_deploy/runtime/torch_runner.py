@@ -13,8 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dsp_deploy.runtime.runner import BackendUnavailable, InputSpec, Runner
-from dsp_deploy.errors import BenchError
+from dsp_deploy import checkpoint
+from dsp_deploy.errors import BackendUnavailable, BenchError
+from dsp_deploy.runtime.runner import InputSpec, Runner
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,12 +103,6 @@ class TorchRunner(Runner):
             except Exception as exc:  # noqa: BLE001 - TorchScript errors are RuntimeError/ValueError/...
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise BenchError(f"{self.path}: cannot load TorchScript: {first}") from None
-        try:
-            from dsp_deploy import checkpoint
-        except ImportError as exc:
-            raise BackendUnavailable(f"dsp_deploy.checkpoint is not available to load checkpoints ({exc})") from None
-        if not (hasattr(checkpoint, "load_checkpoint") and hasattr(checkpoint, "build_model")):
-            return checkpoint.load_model(str(self.path))
         loaded = checkpoint.load_checkpoint(str(self.path))  # = load_model, keeping the input size
         model = checkpoint.build_model(loaded)
         size = getattr(getattr(loaded, "structure", None), "input_size", None)
