@@ -1,7 +1,8 @@
-"""Timing candidate subgraphs in ONNX Runtime CPU (through the runtime's session builder and timing loop), the way the benchmarks run models:
-1 intra-op thread, sequential, all graph optimizations. Variants are interleaved and the
-minimum of the runs is kept (the least disturbed estimate on a busy machine); results are
-cached on disk by (model bytes, batch, ORT version, CPU) so a second export plans instantly.
+"""Timing candidate subgraphs in ONNX Runtime CPU, the way the benchmarks run models (the
+runtime's session builder and timing loop): 1 intra-op thread, sequential, all graph
+optimizations. Variants are interleaved and the minimum of the runs is kept (the least
+disturbed estimate on a busy machine); results are cached on disk by (model bytes, batch,
+ORT version, CPU) so a second export plans instantly.
 """
 from __future__ import annotations
 
