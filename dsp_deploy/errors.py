@@ -66,5 +66,12 @@ class BenchError(DSPDeployError):
     """A benchmark cannot run: unknown backend, unusable model file, bad batch size."""
 
 
+class BackendUnavailable(BenchError):
+    """A runtime is missing on this machine (no GPU, no CUDA provider, no TensorRT, ...).
+
+    Benchmarks turn it into a ``skipped`` result row instead of failing.
+    """
+
+
 class ServingError(DSPDeployError):
     """A Triton model repository or the model server cannot be built, loaded or started."""

@@ -14,9 +14,10 @@ from dsp_deploy.bench.harness import (
     run_benchmark,
 )
 from dsp_deploy.bench.results import ResultRow, describe_machine, format_table, read_json, write_json
-from dsp_deploy.bench.runner import BackendUnavailable, InputSpec, Runner, make_feed
-from dsp_deploy.bench.stats import Summary, percentile, summarize
 from dsp_deploy.bench.variants import BACKENDS, Variant, load_variant, variants_from_args
+from dsp_deploy.errors import BackendUnavailable
+from dsp_deploy.runtime.runner import InputSpec, Runner, make_feed
+from dsp_deploy.runtime.stats import Summary, percentile, summarize
 
 __all__ = [
     "BACKENDS", "DEFAULT_RUNS", "DEFAULT_WARMUP", "BackendUnavailable", "InputSpec", "ResultRow", "Runner",

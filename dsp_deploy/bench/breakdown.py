@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dsp_deploy.errors import BenchError
+from dsp_deploy.runtime.ort import OrtRunner, ort_session, session_input_specs
+from dsp_deploy.runtime.runner import make_feed
+from dsp_deploy.runtime.timing import time_interleaved
 from dsp_deploy.utils.ort_options import benchmark_session_options
 
 log = logging.getLogger(__name__)
@@ -65,19 +68,16 @@ def profile_nodes(path: str | os.PathLike[str], batch: int, *, input_shape: tupl
                   runs: int = 20, threads: int = 1, seed: int = 0) -> list[NodeTime]:
     """Per executed node of the ONNX file, the median kernel time in ms over ``runs`` profiled
     runs on random inputs of ``batch`` (after one untimed run), in execution order."""
-    from dsp_deploy.bench.ort import load_session, session_input_specs
-    from dsp_deploy.bench.runner import make_feed
-
     if runs < 1:
         raise BenchError(f"profiling needs at least one run, got {runs}")
     options = benchmark_session_options(threads)
     with tempfile.TemporaryDirectory(prefix="dsp-profile-") as folder:
         options.enable_profiling = True
         options.profile_file_prefix = os.path.join(folder, "ort")
-        session = load_session(path, options, ["CPUExecutionProvider"])
-        feed = make_feed(session_input_specs(session, path), batch, input_shape, seed=seed, where=str(path))
-        for _ in range(runs + 1):
-            session.run(None, feed)
+        session = ort_session(path, options=options)
+        runner = OrtRunner.from_session(session, name=str(path))
+        runner.prepare(make_feed(session_input_specs(session, path), batch, input_shape, seed=seed, where=str(path)))
+        time_interleaved([runner], runs=runs, warmup=1)  # the runtime's loop; ORT's profiler records the kernels
         events = json.loads(Path(session.end_profiling()).read_text())
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
     for event in events:

@@ -7,19 +7,12 @@ Backends whose runtime is missing become ``skipped`` rows with the reason, never
 """
 from __future__ import annotations
 
-import gc
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
-from dsp_deploy.bench.machine import library_versions, machine_info, usable_cores
 from dsp_deploy.bench.results import ResultRow, describe_machine, format_table, read_json, write_json
-from dsp_deploy.bench.runner import BackendUnavailable, Runner, make_feed, resolve_shape
-from dsp_deploy.bench.stats import summarize
 from dsp_deploy.bench.variants import (
     Variant,
     check_batches,
@@ -28,18 +21,23 @@ from dsp_deploy.bench.variants import (
     parse_batches,
     parse_input_shape,
 )
-from dsp_deploy.errors import BenchError, UsageError
+from dsp_deploy.errors import BackendUnavailable, BenchError, UsageError
+from dsp_deploy.runtime import registry
+from dsp_deploy.runtime.registry import RunnerSettings
+from dsp_deploy.runtime.runner import Runner, make_feed, resolve_shape
+from dsp_deploy.runtime.stats import summarize
+from dsp_deploy.runtime.timing import time_interleaved
+from dsp_deploy.utils.machine import library_versions, machine_info, usable_cores
 
 __all__ = [
     "DEFAULT_RUNS", "DEFAULT_WARMUP", "ResultRow", "RunnerOptions", "RunnerFactory", "describe_machine",
-    "format_table", "make_runner", "read_json", "run_benchmark", "write_json",
+    "format_table", "make_runner", "read_json", "run_benchmark", "time_interleaved", "write_json",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RUNS = 100
 DEFAULT_WARMUP = 10
-_MAX_BUDGET_ROUNDS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -55,24 +53,10 @@ RunnerFactory = Callable[[Variant, str, RunnerOptions], Runner]
 
 
 def make_runner(variant: Variant, backend: str, options: RunnerOptions) -> Runner:
-    """The runner for ``backend`` on ``variant`` (backend must be in ``variant.backends``)."""
-    if backend in ("ort-cpu", "ort-cuda"):
-        from dsp_deploy.bench.ort import OrtRunner
-
-        return OrtRunner(variant.path, cuda=backend == "ort-cuda", threads=options.threads,
-                         name=f"{variant.name}/{backend}")
-    if backend in ("torch", "torch-cuda"):
-        from dsp_deploy.bench.torch_runner import TorchRunner
-
-        cuda = backend == "torch-cuda"
-        return TorchRunner(variant.path, kind=variant.kind, cuda=cuda, cuda_graphs=options.cuda_graphs and cuda,
-                           threads=options.threads, input_shape=options.input_shape,
-                           name=f"{variant.name}/{backend}")
-    if backend == "trt":
-        from dsp_deploy.bench.trt import TrtRunner
-
-        return TrtRunner(variant, name=f"{variant.name}/{backend}")
-    raise UsageError(f"unknown backend '{backend}'")
+    """The runner for ``backend`` on ``variant`` (from the runtime's backend registry)."""
+    settings = RunnerSettings(threads=options.threads, cuda_graphs=options.cuda_graphs, input_shape=options.input_shape,
+                              kind=variant.kind, manifest=variant.manifest, name=f"{variant.name}/{backend}")
+    return registry.make_runner(backend, variant.path, settings)
 
 
 def _validate(runs: int | None, time_budget: float | None, warmup: int, threads: int | None) -> int | None:
@@ -101,29 +85,6 @@ def _plan(variants: Sequence[Variant], backends: Sequence[str]) -> list[tuple[Va
             )
         pairs += [(variant, b) for b in usable]
     return pairs
-
-
-def _timed_rounds(runners: Sequence[Runner], runs: int | None, time_budget: float | None,
-                  desc: str, progress: bool | None) -> list[list[float]]:
-    """Interleaved timed rounds; returns per-runner latencies in ms."""
-    samples: list[list[float]] = [[] for _ in runners]
-    deadline = time.perf_counter() + time_budget if time_budget is not None else None
-    total = runs if runs is not None else _MAX_BUDGET_ROUNDS
-    gc_was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()  # a collection inside one timed call would be charged to that variant only
-    try:
-        with tqdm(total=runs, desc=desc, unit="round", leave=False, disable=None if progress is None else not progress) as bar:
-            for _ in range(total):
-                for i, runner in enumerate(runners):
-                    samples[i].append(runner.timed_infer() / 1e6)
-                bar.update(1)
-                if deadline is not None and time.perf_counter() >= deadline:
-                    break
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return samples
 
 
 def run_benchmark(
@@ -191,10 +152,8 @@ def run_benchmark(
                 shapes[id(runner)] = {k: list(a.shape) for k, a in feed.items()}
                 runner.prepare(feed)
             runners = [r for _, _, r in active]
-            for _ in range(warmup):
-                for runner in runners:
-                    runner.timed_infer()
-            samples = _timed_rounds(runners, runs, time_budget, f"batch {batch}", progress) if runners else []
+            samples = time_interleaved(runners, runs=runs, warmup=warmup, time_budget=time_budget,
+                                       desc=f"batch {batch}", progress=progress) if runners else []
             if samples and len(samples[0]) < 20:
                 log.warning("batch %d: only %d timed run(s) per variant; p90/p99 are not meaningful",
                             batch, len(samples[0]))
@@ -202,7 +161,7 @@ def run_benchmark(
             for variant, backend in pairs:
                 row = ResultRow(variant=variant.name, path=str(variant.path), backend=backend, batch=batch,
                                 kind=variant.kind, threads=options.threads, warmup=warmup,
-                                device="cpu" if backend in ("ort-cpu", "torch") else "cuda",
+                                device=registry.backend(backend).device,
                                 machine=dict(machine), versions=dict(versions))
                 if (variant.name, backend) in skipped:
                     row.status, row.reason = "skipped", skipped[(variant.name, backend)]

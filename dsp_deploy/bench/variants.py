@@ -13,18 +13,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dsp_deploy.engines.manifest import EngineManifest, manifest_path_for
 from dsp_deploy.errors import BenchError, EngineBuildError, UsageError
+from dsp_deploy.runtime import registry
+from dsp_deploy.runtime.trt_manifest import EngineManifest, manifest_path_for
+from dsp_deploy.utils.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda", "torch", "torch-cuda", "trt")
-KIND_BACKENDS: dict[str, tuple[str, ...]] = {
-    "onnx": ("ort-cpu", "ort-cuda"),
-    "engine": ("trt",),
-    "checkpoint": ("torch", "torch-cuda"),
-    "torchscript": ("torch", "torch-cuda"),
-}
+BACKENDS: tuple[str, ...] = tuple(registry.BACKENDS)
+KIND_BACKENDS: dict[str, tuple[str, ...]] = {kind: registry.backends_for_kind(kind) for kind in registry.KINDS}
 _ENGINE_SUFFIXES = (".engine", ".plan")
 _TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".pts", ".torchscript")
 
@@ -144,8 +141,6 @@ def load_manifest(engine: Path) -> EngineManifest:
 def _check_engine_file(engine: Path, manifest: Path, data: EngineManifest) -> None:
     """BenchError if the plan's size or sha256 differs from what its manifest recorded: a
     truncated or modified engine is caught here, even where no GPU could deserialize it."""
-    from dsp_deploy.utils.hashing import sha256_file
-
     size, digest = data.engine_bytes, data.engine_sha256
     actual = engine.stat().st_size
     if isinstance(size, int) and not isinstance(size, bool) and size != actual:

@@ -9,6 +9,11 @@ import argparse
 import logging
 from typing import TYPE_CHECKING, Any
 
+from dsp_deploy.bench import describe_machine, format_table, run_benchmark, variants_from_args, write_json
+from dsp_deploy.bench.breakdown import breakdown_onnx_files, format_breakdown
+from dsp_deploy.bench.variants import parse_batches, parse_input_shape
+from dsp_deploy.errors import UsageError
+
 if TYPE_CHECKING:
     from dsp_deploy.bench.variants import Variant
 
@@ -55,9 +60,6 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark described by ``args``; returns the exit code."""
-    from dsp_deploy.bench import describe_machine, format_table, run_benchmark, variants_from_args, write_json
-    from dsp_deploy.errors import UsageError
-
     variants = variants_from_args(args.models)
     baseline = args.baseline
     if baseline is not None:
@@ -83,9 +85,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _breakdown(variants: list[Variant], args: argparse.Namespace, baseline: str | None) -> str:
     """The ORT-profiler category table of the ONNX variants (see dsp_deploy.bench.breakdown)."""
-    from dsp_deploy.bench.breakdown import breakdown_onnx_files, format_breakdown
-    from dsp_deploy.bench.variants import parse_batches, parse_input_shape
-
     onnx_files = {v.name: v.path for v in variants if v.kind == "onnx"}
     if not onnx_files:
         return "breakdown: no ONNX model among the inputs (it profiles ONNX files in ONNX Runtime CPU)"

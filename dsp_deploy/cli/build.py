@@ -12,6 +12,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dsp_deploy.engines import build_engine, parse_batch_range, parse_targets
+from dsp_deploy.engines.from_checkpoint import PRECISIONS, check_precision, engine_from_checkpoint, is_checkpoint_path
+from dsp_deploy.engines.lowering import describe
+
 
 def add_parser(subparsers: Any) -> None:
     """Register the ``build`` subcommand."""
@@ -57,15 +61,6 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Parse the options, build, print a one-line summary."""
-    from dsp_deploy.engines import build_engine, parse_batch_range, parse_targets
-    from dsp_deploy.engines.from_checkpoint import (
-        PRECISIONS,
-        check_precision,
-        engine_from_checkpoint,
-        is_checkpoint_path,
-    )
-    from dsp_deploy.engines.lowering import describe
-
     precision = check_precision(args.precision) if args.precision is not None else None
     batch = parse_batch_range(args.batch) if args.batch else None
     targets = parse_targets(args.target)

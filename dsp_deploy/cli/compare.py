@@ -6,6 +6,9 @@ import argparse
 import logging
 from typing import Any
 
+from dsp_deploy.compare import CompareConfig, headline_rows, run_compare
+from dsp_deploy.compare.config import DEFAULT_BATCHES, QUICK_BATCHES, parse_baselines, parse_floats, parse_ints
+
 log = logging.getLogger(__name__)
 
 
@@ -54,9 +57,6 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the comparison described by ``args``; returns the exit code."""
-    from dsp_deploy.compare import CompareConfig, headline_rows, run_compare
-    from dsp_deploy.compare.config import DEFAULT_BATCHES, QUICK_BATCHES, parse_baselines, parse_floats, parse_ints
-
     config = CompareConfig(
         model=args.model, checkpoint=args.checkpoint, groups=args.groups,
         flops_reductions=parse_floats(args.flops_reduction, "--flops-reduction"), flops_metric=args.flops_metric,

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from dsp_deploy.app.demo import DemoOptions, format_demo_summary, resolve_demo_data, run_demo
 from dsp_deploy.utils.jsonfile import summary_document
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from dsp_deploy.training.demo import DemoOptions
-
     d = DemoOptions()
     parser = subparsers.add_parser(
         "demo", help="run the whole pipeline on Fashion-MNIST (or the built-in synthetic set; ~10 minutes on a CPU)",
@@ -36,8 +35,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
-
-    from dsp_deploy.training.demo import DemoOptions, format_demo_summary, resolve_demo_data, run_demo
 
     data, note = resolve_demo_data(args.data)
     print(f"demo {note}", file=sys.stderr)

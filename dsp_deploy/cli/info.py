@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from dsp_deploy.checkpoint_info import add_dppnet_section, format_summary, load_any_structure, summarize, summary_json
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -14,14 +16,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsp_deploy.checkpoint_info import (
-        add_dppnet_section,
-        format_summary,
-        load_any_structure,
-        summarize,
-        summary_json,
-    )
-
     structure, metadata = load_any_structure(args.path)
     summary = summarize(structure, metadata)
     add_dppnet_section(summary, args.path)

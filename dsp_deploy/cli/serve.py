@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dsp_deploy.errors import UsageError
+from dsp_deploy.serving.server import ModelServer, ServeOptions, collect_models, serve_until_signal
+
 
 def add_parser(subparsers: Any) -> None:
     """Register the `serve` subcommand."""
@@ -27,9 +30,6 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until a signal; prints the endpoints once the models are ready."""
-    from dsp_deploy.errors import UsageError
-    from dsp_deploy.serving.server import ModelServer, ServeOptions, collect_models, serve_until_signal
-
     if args.threads < 1 or args.max_batch < 0 or args.queue_delay_us < 0:
         raise UsageError("--threads must be >= 1, --max-batch >= 0, --queue-delay-us >= 0")
     options = ServeOptions(host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,

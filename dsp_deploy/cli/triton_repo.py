@@ -5,10 +5,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dsp_deploy.errors import UsageError
+from dsp_deploy.serving.repository import RepoOptions, build_repository
+
 
 def _floats(text: str) -> tuple[float, float, float]:
-    from dsp_deploy.errors import UsageError
-
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
@@ -49,9 +50,6 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the repository; prints one line per model."""
-    from dsp_deploy.errors import UsageError
-    from dsp_deploy.serving.repository import RepoOptions, build_repository
-
     if args.max_batch < 0 or args.instances < 1 or args.queue_delay_us < 0:
         raise UsageError("--max-batch must be >= 0, --instances >= 1, --queue-delay-us >= 0")
     if args.labels is not None and not args.labels.is_file():

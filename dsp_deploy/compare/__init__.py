@@ -7,6 +7,7 @@ Importing this package does not import torch, onnx or onnxruntime.
 from __future__ import annotations
 
 from dsp_deploy.compare.config import BASELINES, CompareConfig
+from dsp_deploy.compare.pipeline import run_compare as _run
 from dsp_deploy.compare.results import (
     CompareResult,
     VariantInfo,
@@ -19,8 +20,6 @@ from dsp_deploy.compare.results import (
 
 def run_compare(*args, **kwargs):
     """See ``dsp_deploy.compare.pipeline.run_compare``."""
-    from dsp_deploy.compare.pipeline import run_compare as _run
-
     return _run(*args, **kwargs)
 
 

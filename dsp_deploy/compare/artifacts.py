@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsp_deploy.baselines.torch_pruning import export_plain_onnx
+from dsp_deploy.checkpoint import build_model
+from dsp_deploy.compare.onnx_cost import onnx_costs
 from dsp_deploy.compare.variants import BuiltVariant
+from dsp_deploy.engines import build_engine
+from dsp_deploy.errors import DSPDeployError
+from dsp_deploy.export import export_onnx
+from dsp_deploy.utils.atomic import atomic_path
+from dsp_deploy.utils.machine import cuda_gpus
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +52,6 @@ def summarize_plan(plan: Any) -> tuple[str, dict[str, str]]:
 
 
 def _record_onnx(built: BuiltVariant, path: Path, started: float) -> None:
-    from dsp_deploy.compare.onnx_cost import onnx_costs
-
     built.info.export_seconds = round(time.perf_counter() - started, 2)
     built.info.onnx = path.name
     built.info.onnx_flops, built.info.movement_ops = onnx_costs(path)
@@ -53,8 +59,6 @@ def _record_onnx(built: BuiltVariant, path: Path, started: float) -> None:
 
 def export_ours(built: BuiltVariant, path: Path, lowering: str) -> None:
     """Export a dsp-deploy checkpoint with our exporter; record plan, parity, executed MACs and time."""
-    from dsp_deploy.export import export_onnx
-
     started = time.perf_counter()
     mode = "dense" if built.info.method == "dense" else lowering
     result = export_onnx(built.checkpoint, path, lowering=mode, parity=True)
@@ -67,8 +71,6 @@ def export_ours(built: BuiltVariant, path: Path, lowering: str) -> None:
 
 
 def export_torch_pruning(built: BuiltVariant, path: Path, input_shape: tuple[int, ...]) -> None:
-    from dsp_deploy.baselines.torch_pruning import export_plain_onnx
-
     started = time.perf_counter()
     assert built.module is not None
     export_plain_onnx(built.module, path, input_shape)
@@ -78,8 +80,6 @@ def export_torch_pruning(built: BuiltVariant, path: Path, input_shape: tuple[int
 def save_torchscript(module: Any, path: Path, input_shape: tuple[int, ...]) -> None:
     """Trace ``module`` (eval) to a TorchScript file the torch backends load."""
     import torch
-
-    from dsp_deploy.utils.atomic import atomic_path
 
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -91,9 +91,6 @@ def save_torchscript(module: Any, path: Path, input_shape: tuple[int, ...]) -> N
 def make_artifacts(built: Sequence[BuiltVariant], folder: Path, *, backends: Sequence[str], batches: Sequence[int],
                    lowering: str, input_shape: tuple[int, ...]) -> Artifacts:
     """Export every ok variant to ``folder`` and add what the requested backends need."""
-    from dsp_deploy.bench.machine import cuda_gpus
-    from dsp_deploy.checkpoint import build_model
-
     folder.mkdir(parents=True, exist_ok=True)
     out = Artifacts()
     for item in built:
@@ -125,9 +122,6 @@ def make_artifacts(built: Sequence[BuiltVariant], folder: Path, *, backends: Seq
 
 
 def _build_engine(name: str, onnx_path: Path, folder: Path, batches: Sequence[int], out: Artifacts) -> None:
-    from dsp_deploy.engines import build_engine
-    from dsp_deploy.errors import DSPDeployError
-
     ordered = sorted(batches)
     profile = (ordered[0], ordered[len(ordered) // 2], ordered[-1])
     engine = folder / f"{name}.engine"

@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from dsp_deploy.bench.variants import parse_backends, parse_batches
 from dsp_deploy.errors import UsageError
+from dsp_deploy.export.plan import check_mode
+from dsp_deploy.models import get_config
 
 BASELINES: tuple[str, ...] = ("l1", "l1-inner", "tp", "pfs", "scp", "dppnet")
 TRAINED_BASELINES: tuple[str, ...] = ("pfs", "scp")  # may name a trained checkpoint: "pfs=RUN/final.pt"
@@ -54,9 +57,6 @@ class CompareConfig:
 
     def validated(self) -> CompareConfig:
         """A checked copy with quick-mode and default values filled in."""
-        from dsp_deploy.bench.variants import parse_backends, parse_batches
-        from dsp_deploy.models import get_config
-
         if self.model is None and self.checkpoint is None:
             raise UsageError("give --model NAME (with --groups and --flops-reduction) or --checkpoint CKPT")
         if self.model is not None:
@@ -86,7 +86,6 @@ class CompareConfig:
             raise UsageError("runs per batch must be positive (batch, runs) pairs")
         if self.warmup < 0:
             raise UsageError(f"--warmup must be >= 0, got {self.warmup}")
-        from dsp_deploy.export.plan import check_mode
 
         check_mode(self.lowering)
         backends = parse_backends(self.backends)

@@ -13,17 +13,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from dsp_deploy.bench import run_benchmark
+from dsp_deploy.bench.results import ResultRow
+from dsp_deploy.bench.variants import Variant
 from dsp_deploy.compare.artifacts import Artifacts, make_artifacts
 from dsp_deploy.compare.config import CompareConfig
+from dsp_deploy.compare.plots import write_plots
+from dsp_deploy.compare.report import write_report
 from dsp_deploy.compare.results import CompareResult, CompareRow, VariantInfo, add_speedups, make_row, now_utc
 from dsp_deploy.compare.variants import BuiltVariant, build_variants
+from dsp_deploy.runtime import registry
+from dsp_deploy.structure.validate import topology_for
 from dsp_deploy.utils.atomic import atomic_directory
+from dsp_deploy.utils.machine import library_versions, machine_info, usable_cores
 
 log = logging.getLogger(__name__)
 
-KIND_OF_BACKEND = {"ort-cpu": "onnx", "ort-cuda": "onnx", "torch": "torchscript", "torch-cuda": "torchscript",
-                   "trt": "engine"}
-CPU_BACKENDS = ("ort-cpu", "torch")
+KIND_OF_BACKEND = {b.name: b.kinds[0] for b in registry.BACKENDS.values()}  # the file compare builds per backend
+CPU_BACKENDS = tuple(b.name for b in registry.BACKENDS.values() if b.device == "cpu")
 
 
 def _load() -> list[float] | None:
@@ -34,8 +41,6 @@ def _load() -> list[float] | None:
 
 
 def _skipped(info: VariantInfo, backend: str, threads: int, batch: int, reason: str, model: str) -> CompareRow:
-    from dsp_deploy.bench.results import ResultRow
-
     row = ResultRow(variant=info.name, path="", backend=backend, batch=batch, status="skipped", reason=reason,
                     threads=threads, device="cpu" if backend in CPU_BACKENDS else "cuda")
     return make_row(row, info, model)
@@ -61,10 +66,6 @@ def benchmark(config: CompareConfig, built: Sequence[BuiltVariant], artifacts: A
     """Rows for every variant x backend x threads x batch (skipped ones with the reason), plus the
     machine and library versions. Per batch size, all variants with a file of one kind are timed
     interleaved in one ``run_benchmark`` call (so the runs may differ per batch)."""
-    from dsp_deploy.bench import run_benchmark
-    from dsp_deploy.bench.machine import library_versions, machine_info, usable_cores
-    from dsp_deploy.bench.variants import Variant
-
     infos = {b.info.name: b.info for b in built}
     rows: list[CompareRow] = []
     for threads, kind, backends, graphs in _settings(config, config.threads or (usable_cores(),)):
@@ -93,10 +94,6 @@ def _title(config: CompareConfig, model: str, source: str) -> str:
 def run_compare(config: CompareConfig, out_dir: str | os.PathLike[str], *, progress: bool | None = None,
                 command: str | None = None) -> CompareResult:
     """Run the whole comparison and write the report folder ``out_dir`` (replaced atomically)."""
-    from dsp_deploy.compare.plots import write_plots
-    from dsp_deploy.compare.report import write_report
-    from dsp_deploy.structure.validate import topology_for
-
     config = config.validated()
     started = time.perf_counter()
     out_dir = Path(out_dir)

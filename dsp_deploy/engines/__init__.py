@@ -16,7 +16,8 @@ parses and summarizes; ``TrtRunner`` runs a plan where a GPU is present.
 from __future__ import annotations
 
 from dsp_deploy.engines.build import build_engine
-from dsp_deploy.engines.engine import (
+from dsp_deploy.engines.from_checkpoint import engine_from_checkpoint
+from dsp_deploy.runtime.trt_build import (
     DEFAULT_BATCH,
     BatchProfile,
     EngineBytesFromNetwork,
@@ -24,10 +25,9 @@ from dsp_deploy.engines.engine import (
     parse_batch_range,
     parse_targets,
 )
-from dsp_deploy.engines.flavour import FLAVOURS, trt_module
-from dsp_deploy.engines.from_checkpoint import engine_from_checkpoint
-from dsp_deploy.engines.manifest import EngineManifest, manifest_path_for
-from dsp_deploy.engines.network import (
+from dsp_deploy.runtime.trt_flavour import FLAVOURS, trt_module
+from dsp_deploy.runtime.trt_manifest import EngineManifest, manifest_path_for
+from dsp_deploy.runtime.trt_network import (
     LayerInfo,
     NetworkFromOnnx,
     NetworkSummary,
@@ -35,7 +35,7 @@ from dsp_deploy.engines.network import (
     TensorInfo,
     parse_onnx_network,
 )
-from dsp_deploy.engines.runner import TrtRunner
+from dsp_deploy.runtime.trt_runner import TrtRunner
 
 __all__ = [
     "DEFAULT_BATCH",

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsp_deploy.engines.build import build_engine
-from dsp_deploy.engines.engine import parse_batch_range
-from dsp_deploy.engines.manifest import EngineManifest
 from dsp_deploy.errors import UsageError
+from dsp_deploy.runtime.trt_build import parse_batch_range
+from dsp_deploy.runtime.trt_manifest import EngineManifest
 
 if TYPE_CHECKING:
     from dsp_deploy.checkpoint import Checkpoint

@@ -12,6 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from dsp_deploy.errors import DSPDeployError
+from dsp_deploy.export import load_plan, plan_path_for
+
 TENSORRT_BACKEND = "tensorrt"  # dsp_deploy.export.plan.TENSORRT (kept here so this module stays light)
 PLAN_FOR_TENSORRT = "dsp-deploy build CHECKPOINT --out MODEL.engine"
 
@@ -20,9 +23,6 @@ def plan_record(onnx_path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The manifest's ``lowering_plan`` entry from ``<onnx>.plan.json``; None when there is none.
 
     An unreadable plan file gives a record with ``error`` instead of failing the build."""
-    from dsp_deploy.errors import DSPDeployError
-    from dsp_deploy.export import load_plan, plan_path_for
-
     path = plan_path_for(onnx_path)
     if not path.is_file():
         return None

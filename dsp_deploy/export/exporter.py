@@ -78,35 +78,29 @@ def _resolve(source: Any, model_name: str | None) -> tuple[Checkpoint, Any]:
 
 def parity_check(model_bytes: bytes, torch_model: Any, input_size: tuple[int, int], *, fp16: bool,
                  batches: Sequence[int] = PARITY_BATCHES, seed: int = 0, in_channels: int = 3) -> dict[int, float]:
-    """Max |ONNX Runtime - PyTorch| per batch size; ParityError past the tolerance."""
-    import torch
-
+    """Max |ONNX Runtime - PyTorch| per batch size (the runtime's comparator, one thread each);
+    ParityError past the tolerance."""
     from dsp_deploy.errors import ParityError
-    from dsp_deploy.export.measure import ort_session
+    from dsp_deploy.runtime.comparator import compare_runners
+    from dsp_deploy.runtime.ort import OrtRunner
+    from dsp_deploy.runtime.torch_runner import TorchRunner
 
-    session = ort_session(model_bytes, threads=1)
+    onnx_runner = OrtRunner(model_bytes, threads=1, name="onnxruntime")
+    torch_runner = TorchRunner(module=torch_model, threads=1, input_shape=(in_channels, *input_size), name="pytorch")
+    onnx_runner.activate()  # (the comparator deactivates it)
+    name = onnx_runner.input_specs()[0].name
     rng = np.random.default_rng(seed)
-    diffs = {}
-    threads = torch.get_num_threads()
-    for batch in batches:
-        x = rng.standard_normal((batch, in_channels, *input_size)).astype(np.float32)
-        torch.set_num_threads(1)  # tiny batches: one thread is fast and immune to oversubscription
-        try:
-            with torch.no_grad():
-                ref = torch_model(torch.from_numpy(x)).numpy()
-        finally:
-            torch.set_num_threads(threads)
-        out = session.run(None, {session.get_inputs()[0].name: x})[0]
-        if out.shape != ref.shape:
-            raise ParityError(f"ONNX output shape {out.shape} != PyTorch {ref.shape} at batch {batch}; nothing written")
-        diff = float(np.abs(out.astype(np.float64) - ref).max())
-        scale = max(1.0, float(np.abs(ref).max()))
-        tol = (3e-2 if fp16 else 1e-4) * scale
+    feeds = [{name: rng.standard_normal((b, in_channels, *input_size)).astype(np.float32)} for b in batches]
+    scale = 3e-2 if fp16 else 1e-4
+    result = compare_runners(torch_runner, onnx_runner, feeds,
+                             atol=lambda ref: scale * max(1.0, float(np.abs(ref).max())))
+    for batch, diff, tol, (ref_shape, out_shape) in zip(batches, result.max_abs, result.atol, result.shapes):
+        if out_shape != ref_shape:
+            raise ParityError(f"ONNX output shape {out_shape} != PyTorch {ref_shape} at batch {batch}; nothing written")
         if not np.isfinite(diff) or diff > tol:
             raise ParityError(f"ONNX Runtime output differs from the PyTorch model by {diff:.3g} at batch {batch} "
                               f"(tolerance {tol:.3g}); nothing written")
-        diffs[batch] = diff
-    return diffs
+    return dict(zip(batches, result.max_abs))
 
 
 def narrow_plain_graph(plain: "Graph") -> dict[str, str]:

@@ -1,7 +1,8 @@
-"""Timing candidate subgraphs in ONNX Runtime CPU, the way the benchmarks run models:
-1 intra-op thread, sequential, all graph optimizations. Variants are interleaved and the
-minimum of the runs is kept (the least disturbed estimate on a busy machine); results are
-cached on disk by (model bytes, batch, ORT version, CPU) so a second export plans instantly.
+"""Timing candidate subgraphs in ONNX Runtime CPU, the way the benchmarks run models (the
+runtime's session builder and timing loop): 1 intra-op thread, sequential, all graph
+optimizations. Variants are interleaved and the minimum of the runs is kept (the least
+disturbed estimate on a busy machine); results are cached on disk by (model bytes, batch,
+ORT version, CPU) so a second export plans instantly.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 
 from dsp_deploy.errors import ExportError
+from dsp_deploy.runtime.ort import OrtRunner, ort_session  # noqa: F401 - ort_session re-exported for the planner
+from dsp_deploy.runtime.timing import time_interleaved as run_interleaved
 from dsp_deploy.utils.atomic import write_text_atomic
 from dsp_deploy.utils.jsonfile import DocFormat
-from dsp_deploy.utils.ort_options import benchmark_session_options
+from dsp_deploy.utils.machine import cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -28,26 +30,15 @@ log = logging.getLogger(__name__)
 COST_CACHE_FORMAT = DocFormat("export-costs", 1, "planner timing cache")
 
 
-def ort_session(model_bytes: bytes, threads: int = 1) -> Any:
-    """An ONNX Runtime CPU session with the benchmark settings."""
-    import onnxruntime as ort
-
-    return ort.InferenceSession(model_bytes, benchmark_session_options(threads), providers=["CPUExecutionProvider"])
-
-
-def time_interleaved(sessions: Mapping[str, Any], feed: np.ndarray, *, runs: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Per variant, ``runs`` wall times in ms, variants taking turns each round."""
-    feeds = {k: {s.get_inputs()[0].name: feed} for k, s in sessions.items()}
-    for key, sess in sessions.items():
-        for _ in range(warmup):
-            sess.run(None, feeds[key])
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    for _ in range(runs):
-        for key, sess in sessions.items():
-            start = time.perf_counter()
-            sess.run(None, feeds[key])
-            times[key].append((time.perf_counter() - start) * 1e3)
-    return times
+def time_interleaved(sessions: Mapping[str, Any], feed: np.ndarray, *, runs: int,
+                     warmup: int = 2) -> dict[str, list[float]]:
+    """Per variant, ``runs`` wall times in ms, variants taking turns each round: ONNX Runtime
+    sessions put through the one timing loop (``runtime.timing``)."""
+    runners = {key: OrtRunner.from_session(sess, name=key) for key, sess in sessions.items()}
+    for runner, sess in zip(runners.values(), sessions.values()):
+        runner.prepare({sess.get_inputs()[0].name: feed})
+    samples = run_interleaved(list(runners.values()), runs=runs, warmup=warmup)
+    return dict(zip(runners, samples))
 
 
 def default_cache_path() -> Path:
@@ -76,8 +67,6 @@ class CostCache:
     @staticmethod
     def key(model_bytes: bytes, batch: int) -> str:
         import onnxruntime as ort
-
-        from dsp_deploy.bench.machine import cpu_model
 
         digest = hashlib.sha1(model_bytes).hexdigest()[:20]
         return f"{digest}|b{batch}|ort{ort.__version__}|{cpu_model()}"

@@ -75,7 +75,7 @@ def pick_candidate(times: Mapping[str, Mapping[int, float]], batches: Sequence[i
 
 def plan_machine(runtime: str | None) -> dict[str, Any]:
     """Where a plan is made: CPU, GPU (None without one), platform and the timing runtime."""
-    from dsp_deploy.bench.machine import machine_info
+    from dsp_deploy.utils.machine import machine_info
 
     info = machine_info()
     return {"cpu": info["cpu"], "gpu": info["gpu"], "platform": info["platform"], "runtime": runtime}

@@ -3,7 +3,7 @@
 Where a TensorRT runtime can run (a CUDA GPU is visible and a TensorRT flavour imports), each
 pruned residual block is cut out like the ONNX Runtime planner does (units.py), lowered with
 every TensorRT candidate (dense, grouped, branches, union), built as a small engine with the
-engine stage (``build_engine``) and timed with the benchmark harness (interleaved, median) at
+runtime's TensorRT loaders and timed with its runner and timing loop (interleaved, median) at
 each planning batch; the shared selection rule (``pick_candidate``: fastest, never slower than
 dense) picks the lowering.
 
@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dsp_deploy.errors import DSPDeployError, ExportError
+from dsp_deploy.errors import BenchError, DSPDeployError, ExportError
 from dsp_deploy.export.graph import Graph
 from dsp_deploy.export.onnx_io import to_model
 from dsp_deploy.export.pipeline import lower_graph
@@ -28,6 +28,11 @@ from dsp_deploy.export.plan import TENSORRT, LayerChoice, LoweringPlan
 from dsp_deploy.export.planner import distinct_candidates, forced_plan, plan_machine, record_choice
 from dsp_deploy.export.units import FORCED, Unit, find_units, unit_graph
 from dsp_deploy.models.topology import Topology
+from dsp_deploy.runtime.timing import time_runners
+from dsp_deploy.runtime.trt_engine import build_engine
+from dsp_deploy.runtime.trt_flavour import flavour_version, trt_module
+from dsp_deploy.runtime.trt_runner import TrtRunner
+from dsp_deploy.utils.machine import cuda_gpus
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +43,6 @@ CANDIDATES: tuple[str, ...] = ("dense", "grouped", "branches", "union")
 
 def runtime_unavailable(flavour: str | None = None) -> str | None:
     """Why no TensorRT runtime can execute engines here (``None`` when one can)."""
-    from dsp_deploy.bench.machine import cuda_gpus
-    from dsp_deploy.engines.flavour import trt_module
-
     if not cuda_gpus():
         return "no CUDA GPU visible, so TensorRT engines cannot run here"
     import torch
@@ -69,8 +71,6 @@ def default_plan(plain: Graph, topo: Topology, reason: str, flavour: str | None 
 
 
 def _runtime_label(flavour: str | None) -> str | None:
-    from dsp_deploy.engines.flavour import flavour_version, trt_module
-
     try:
         module, name = trt_module(flavour)
     except DSPDeployError:
@@ -83,8 +83,6 @@ def build_candidate_engines(plain: Graph, unit: Unit, batches: Sequence[int], wo
     """Each TensorRT candidate of ``unit`` lowered and built as a small engine in a fresh folder
     under ``workdir`` (file stem = candidate name); works without a GPU (TensorRT for RTX)."""
     import onnx
-
-    from dsp_deploy.engines import build_engine
 
     options = distinct_candidates(plain, unit, {name: FORCED[name] for name in CANDIDATES})
     folder = Path(tempfile.mkdtemp(prefix="unit-", dir=workdir))
@@ -103,16 +101,15 @@ def build_candidate_engines(plain: Graph, unit: Unit, batches: Sequence[int], wo
 def measure_unit_trt(plain: Graph, unit: Unit, batches: Sequence[int], workdir: Path, *, fp16: bool,
                      flavour: str | None, runs: int
                      ) -> tuple[dict[str, dict[int, float]], dict[str, dict[str, LayerChoice]]]:
-    """Median ms per candidate and batch for one block (benchmark harness, candidates interleaved)."""
-    from dsp_deploy.bench.harness import run_benchmark
-
+    """Median ms per candidate and batch for one block (the runtime's TensorRT runner and timing
+    loop, candidates interleaved)."""
     engines, options = build_candidate_engines(plain, unit, batches, workdir, fp16=fp16, flavour=flavour)
-    rows = run_benchmark(list(engines.values()), ("trt",), batches, runs=runs, warmup=5, progress=False)
-    times: dict[str, dict[int, float]] = {name: {} for name in options}
-    for row in rows:
-        if not row.ok or row.median_ms is None:
-            raise ExportError(f"TensorRT planning: {row.variant} did not run ({row.reason})", layer=unit.name)
-        times[row.variant][row.batch] = float(row.median_ms)
+    runners = {name: TrtRunner(path, flavour=flavour, name=name) for name, path in engines.items()}
+    try:
+        timed = time_runners(runners, batches, runs=runs, warmup=5)
+    except BenchError as exc:
+        raise ExportError(f"TensorRT planning: a candidate did not run ({exc})", layer=unit.name) from None
+    times = {name: {b: s.median_ms for b, s in per_batch.items()} for name, per_batch in timed.items()}
     return times, options
 
 

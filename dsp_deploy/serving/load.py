@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from dsp_deploy.bench.stats import percentile
+from dsp_deploy.errors import ServingError
+from dsp_deploy.runtime.stats import percentile
 
 
 @dataclass
@@ -124,8 +125,6 @@ def batching_counts(url: str, model: str) -> tuple[int, int]:
 def wait_ready(url: str, models: Sequence[str], timeout_s: float, alive: Callable[[], bool] = lambda: True) -> None:
     """Poll the HTTP health endpoints until every model is ready (bounded by ``timeout_s``)."""
     import tritonclient.http as module
-
-    from dsp_deploy.errors import ServingError
 
     deadline = time.monotonic() + timeout_s
     client = module.InferenceServerClient(url)

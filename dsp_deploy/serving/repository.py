@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsp_deploy.errors import ServingError
+from dsp_deploy.bench.variants import load_variant
+from dsp_deploy.data.info import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
+from dsp_deploy.errors import BenchError, ServingError
+from dsp_deploy.models import get_config
+from dsp_deploy.runtime.trt_manifest import manifest_path_for
 from dsp_deploy.serving.config import (
     PLATFORMS,
     TRITON_TYPES,
@@ -51,9 +55,6 @@ class RepoOptions:
 
 def model_io(spec: str, max_batch: int) -> ModelIO:
     """``[NAME=]PATH`` (ONNX file or engine with manifest) -> its ModelIO; NAME defaults to the file stem."""
-    from dsp_deploy.bench.variants import load_variant
-    from dsp_deploy.errors import BenchError
-
     name, sep, path = spec.partition("=")
     if not sep:
         name, path = Path(spec).stem, spec
@@ -72,9 +73,6 @@ def model_io(spec: str, max_batch: int) -> ModelIO:
 
 def family_stats(io: ModelIO) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Normalisation of the dataset the model family trains on (CIFAR-10 or ImageNet)."""
-    from dsp_deploy.data.info import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
-    from dsp_deploy.models import get_config
-
     model = io.meta.get("dsp_deploy.model")
     cifar = model is not None and get_config(model).family == "cifar"
     return (CIFAR10_MEAN, CIFAR10_STD) if cifar else (IMAGENET_MEAN, IMAGENET_STD)
@@ -133,8 +131,6 @@ def _write_model(root: Path, io: ModelIO, text: str, payload: Path | bytes, file
         return
     shutil.copyfile(payload, folder / "1" / filename)
     if io.kind == "engine":  # the manifest travels with the plan: serving and checks read it
-        from dsp_deploy.engines.manifest import manifest_path_for
-
         shutil.copyfile(manifest_path_for(payload), folder / "1" / f"{filename}.json")  # model_io loaded it
 
 

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dsp_deploy.bench.variants import load_variant
 from dsp_deploy.errors import BenchError, ServingError
+from dsp_deploy.runtime.ort import OrtRunner
+from dsp_deploy.runtime.trt_runner import TrtRunner
 from dsp_deploy.serving.config import build_config, checked_text, parse_config, tensor_list
 from dsp_deploy.serving.repository import RepoModel, model_io, read_repository
 
@@ -56,14 +59,11 @@ def collect_models(sources: Sequence[str], options: ServeOptions) -> list[RepoMo
 
 def _runner(model: RepoModel, threads: int) -> Any:
     """An activated runner for one model; ServingError naming the model when it does not load."""
-    from dsp_deploy.bench.ort import OrtRunner
-    from dsp_deploy.bench.trt import TrtRunner
-    from dsp_deploy.bench.variants import load_variant
-
     assert model.path is not None
     try:
         if model.config.platform == "tensorrt_plan":
-            runner = TrtRunner(load_variant(model.path, model.name))
+            variant = load_variant(model.path, model.name)
+            runner = TrtRunner(variant.path, manifest=variant.manifest)
         else:
             runner = OrtRunner(model.path, threads=threads, name=model.name)
         runner.activate()

@@ -17,9 +17,9 @@ from dsp_deploy.bench import (
     run_benchmark,
     write_json,
 )
-from dsp_deploy.bench.machine import cuda_gpus
-from dsp_deploy.bench.ort import OrtRunner
 from dsp_deploy.errors import BenchError, UsageError
+from dsp_deploy.runtime.ort import OrtRunner
+from dsp_deploy.utils.machine import cuda_gpus
 
 
 class RecordingRunner(OrtRunner):

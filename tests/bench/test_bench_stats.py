@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from dsp_deploy.bench.stats import percentile, summarize
 from dsp_deploy.errors import BenchError
+from dsp_deploy.runtime.stats import percentile, summarize
 
 
 def test_percentiles_of_one_to_ten() -> None:

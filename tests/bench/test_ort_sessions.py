@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dsp_deploy.bench.ort import OrtRunner
+from dsp_deploy.runtime.ort import OrtRunner
 
 
 def test_ort_runner_session_settings_and_results(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dsp_deploy.bench.machine import cuda_gpus
 from dsp_deploy.checkpoint import FORMAT_NAME, FORMAT_VERSION, save_checkpoint
 from dsp_deploy.export import export_onnx
+from dsp_deploy.utils.machine import cuda_gpus
 
 from .engine_models import RTX, files_in
 from .test_engine_cli import run_cli

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from dsp_deploy.bench.machine import cuda_gpus
 from dsp_deploy.errors import UsageError
 from dsp_deploy.export import export_onnx, load_plan
 from dsp_deploy.export.planner import pick_candidate
 from dsp_deploy.export.profiles import load_profile
 from dsp_deploy.export.trt_planner import CANDIDATES, DEFAULT_LOWERING, runtime_unavailable
+from dsp_deploy.utils.machine import cuda_gpus
 
 from .helpers import tiny_checkpoint
 

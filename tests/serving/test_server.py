@@ -20,7 +20,7 @@ def images(rng: np.random.Generator, batch: int) -> np.ndarray:
 
 
 def ort_run(path, x: np.ndarray) -> np.ndarray:
-    from dsp_deploy.bench.ort import OrtRunner
+    from dsp_deploy.runtime.ort import OrtRunner
 
     with OrtRunner(path) as runner:
         return runner.infer({"input": x})["logits"]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from dsp_deploy.app.demo import DEMO_STEPS, DemoOptions, DemoStep, format_demo_summary, run_demo
 from dsp_deploy.checkpoint import load_checkpoint
-from dsp_deploy.training.demo import DEMO_STEPS, DemoOptions, DemoStep, format_demo_summary, run_demo
 
 
 @pytest.mark.slow

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from dsp_deploy.app.demo import DEMO_FASHION_TRAIN, resolve_demo_data
 from dsp_deploy.data import fashion_mnist
-from dsp_deploy.training.demo import DEMO_FASHION_TRAIN, resolve_demo_data
 
 
 def test_without_the_package_the_demo_says_so_and_how_to_get_it(monkeypatch: pytest.MonkeyPatch,

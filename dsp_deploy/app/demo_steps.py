@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from dsp_deploy.compare import CompareConfig, headline_rows, run_compare
+
 
 def step_export_and_compare(state: Any) -> None:
     """Quick matched-FLOPs comparison of the fine-tuned checkpoint (ONNX Runtime CPU, 1 thread);
     the exported ONNX files (DSP with `--lowering auto`, parity-checked) stay in compare/models/."""
-    from dsp_deploy.compare import CompareConfig, headline_rows, run_compare
-
     out = state.out / "compare"
     config = CompareConfig(checkpoint=state.files["fine-tuned checkpoint"], baselines=("l1-inner",),
                            batches=(1, 32), threads=(1,), quick=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsp_deploy.compare.demo_steps import step_export_and_compare
+from dsp_deploy.app.demo_steps import step_export_and_compare
 
 log = logging.getLogger(__name__)
 
