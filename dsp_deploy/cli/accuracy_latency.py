@@ -36,6 +36,8 @@ def add_parser(subparsers: Any) -> None:
                         help="only (re)write the report from a results.json")
     parser.add_argument("--allow-mixed-machines", action="store_true",
                         help="report a results file whose rows come from different machines")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="train nothing: report the models already in the cache (the others listed as not run)")
     parser.add_argument("--no-imagenet", action="store_true", help="skip the ResNet-50 ImageNet estimate")
     parser.set_defaults(handler=run)
 
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     command = " ".join(["python bench/accuracy_latency.py" if "bench" in sys.argv[0] else "dsp-deploy accuracy-latency",
                         *(a for a in sys.argv[1:] if a != "accuracy-latency")])
     doc = run_all(settings, Path(args.cache), progress=not args.quiet and sys.stderr.isatty(), command=command,
-                  data_note=note)
+                  data_note=note, cached_only=args.cached_only)
     if not args.no_imagenet:
         from dsp_deploy.frontier.imagenet import imagenet_estimate
 

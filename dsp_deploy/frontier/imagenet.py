@@ -82,9 +82,19 @@ def imagenet_estimate(cache: Path, *, runs: int = 10, quick: bool = False) -> di
     from dsp_deploy.frontier.runner import fingerprint
     from dsp_deploy.structure import count_costs
 
+    import json
+
+    from dsp_deploy.utils.atomic import write_text_atomic
+
     started = time.perf_counter()
     folder = cache / "imagenet-resnet50"
     folder.mkdir(parents=True, exist_ok=True)
+    done = folder / "estimate.json"
+    if done.exists():  # measured before (a resumed run): reuse it
+        try:
+            return json.loads(done.read_text())
+        except ValueError:
+            pass
     variants, costs = [], {}
     for i, (point, ckpt) in enumerate(_structures()):
         name = f"{point.method}-{point.flops_pruned_pct:g}"
@@ -101,11 +111,13 @@ def imagenet_estimate(cache: Path, *, runs: int = 10, quick: bool = False) -> di
         c = costs[variant.name]
         points.append({**asdict(point), "structure_flops": c.flops, "structure_flops_pruned_pct": round(c.flops_reduction_pct, 2),
                        "latency_ms_b1": round(by[variant.name], 3), "speedup_b1": round(dense_ms / by[variant.name], 3)})
-    return {"model": "resnet50", "batch": 1, "runs": max(3, runs), "machine": fingerprint(), "quick": quick,
+    est = {"model": "resnet50", "batch": 1, "runs": max(3, runs), "machine": fingerprint(), "quick": quick,
             "points": points, "not_included": NOT_INCLUDED, "seconds": round(time.perf_counter() - started, 1),
             "structures": "dense: random-init ResNet-50; DSP: one-shot G=2 group pruning (`prune --groups 2`) at the "
                           "published whole-model FLOPs reduction, exported with --lowering auto; channel: our L1 "
                           "channel pruner (block-inner channels) at the published FLOPs, as the channel structure"}
+    write_text_atomic(done, json.dumps(est, indent=1))
+    return est
 
 
 def imagenet_markdown(est: dict[str, Any], out: Path) -> list[str]:

@@ -161,8 +161,9 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
     title = "Accuracy at equal measured latency: DSP vs channel pruning" + (" (QUICK RUN: not a result)" if quick else "")
     lines = [f"# {title}", ""]
     if quick:
-        lines += ["**Quick run**: tiny data subset and epochs, one seed; it checks the pipeline, its accuracies "
-                  "say nothing about the methods.", ""]
+        lines += ["**Quick run**: tiny data subset and epochs, one seed, methods "
+                  f"{', '.join(doc['settings'].get('methods', []))}; it checks the pipeline, its accuracies say "
+                  "nothing about the methods.", ""]
     load = doc.get("load", {})
     lines += [f"- machine: {m.get('cpu')} ({m.get('isa')}); ONNX Runtime CPU, 1 intra-op thread; load average "
               f"{load.get('loadavg_before')} -> {load.get('loadavg_after')} on {load.get('cores')} cores",

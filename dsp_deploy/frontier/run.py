@@ -24,13 +24,6 @@ from dsp_deploy.frontier.settings import RunSettings
 log = logging.getLogger(__name__)
 
 
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
 def _timed_stage(fn: Any, *args: Any) -> tuple[Path, float]:
     """Run a stage; (its checkpoint, seconds it took when first trained, kept next to it)."""
     started = time.perf_counter()
@@ -81,8 +74,12 @@ class ModelSeedRun:
 
         return cached_result(self.base / "dense" / "result.json", produce)[0]
 
-    def row(self, method: str, kind: str, speedup: float) -> tuple[dict[str, Any], bool]:
+    def row(self, method: str, kind: str, speedup: float, cached_only: bool = False) -> tuple[dict[str, Any], bool]:
         folder = self.base / method / f"{kind}-{speedup:g}"
+        if cached_only and not (folder / "result.json").exists():
+            row = row_base(self.model, method, self.seed, kind, speedup)
+            row.update(status="skipped", reason="not trained yet (report written from the cache only)")
+            return row, False
         row, cached = cached_result(folder / "result.json", lambda: self._produce(method, kind, speedup, folder))
         if method == "l1" and kind == "latency" and row.get("status") == "ok":
             self.matched_ratio[speedup] = float(row["ratio"])
@@ -151,8 +148,10 @@ class ModelSeedRun:
 
 
 def run_all(settings: RunSettings, cache: Path, *, progress: bool = False, command: str = "",
-            data_note: str = "") -> dict[str, Any]:
+            data_note: str = "", cached_only: bool = False) -> dict[str, Any]:
     """Every row of the run (cached ones reused); returns the results document."""
+    from dsp_deploy.compare.pipeline import _load
+
     started = time.perf_counter()
     load_before = _load()
     runner = Runner(settings, cache, progress)
@@ -170,7 +169,7 @@ def run_all(settings: RunSettings, cache: Path, *, progress: bool = False, comma
                 for kind in ("flops", "latency"):
                     for speedup in settings.speedups:
                         log.info("%s seed %d: %s at %s %gx", model, seed, method, kind, speedup)
-                        row, cached = run.row(method, kind, speedup)
+                        row, cached = run.row(method, kind, speedup, cached_only)
                         reused += cached
                         rows.append(row)
     return {"format": JSON_FORMAT, "format_version": JSON_VERSION, "budget": settings.budget, "quick": settings.quick,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,6 +189,3 @@ def skip_reason(method: str) -> str | None:
 def fmt_ms(values: dict[Any, float]) -> dict[str, float]:
     return {str(k): round(float(v), 5) for k, v in values.items()}
 
-
-def clock() -> float:
-    return time.perf_counter()

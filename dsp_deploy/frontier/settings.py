@@ -69,7 +69,8 @@ class RunSettings:
 
 BUDGETS: dict[str, RunSettings] = {
     "quick": RunSettings("quick", ("resnet20",), (0,), "fashion-mnist@256", 500, dense_epochs=1, search_epochs=1,
-                         final_epochs=1, runs=8, match_steps=3, plan_runs=2, shared_search=True),
+                         final_epochs=1, runs=8, match_steps=3, plan_runs=2, shared_search=True,
+                         methods=tuple(m for m in METHODS if m != "dsp-g4")),  # G=4: full run only
     "full": RunSettings("full", ("resnet20", "resnet56"), (0, 1), "fashion-mnist@5000", None, dense_epochs=6,
                         search_epochs=1, final_epochs=3, runs=30, match_steps=6, plan_runs=10),
 }
