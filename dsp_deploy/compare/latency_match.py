@@ -33,6 +33,10 @@ DEFAULT_MAX_STEPS = 8
 RATIO_BOUNDS = (0.0, 0.95)
 
 
+class RatioOutOfReach(Exception):
+    """Raised by a ``measure``/``prune`` callable when the method cannot prune to that ratio at all."""
+
+
 @dataclass(frozen=True)
 class LatencyTarget:
     """Match to ``speedup`` x faster than dense, or to ``ms`` absolute, at ``batch`` (one of them)."""
@@ -121,7 +125,17 @@ def match_ratio(measure: Callable[[float], Measurement], target: LatencyTarget, 
     above: tuple[float, float] | None = None  # ... of the best point already faster than the target
     best: Measurement | None = None
     for _ in range(max_steps):
-        point = measure(ratio)
+        try:
+            point = measure(ratio)
+        except RatioOutOfReach as exc:  # the method's own limit: search below it
+            log.info("latency match: ratio %.4f out of reach (%s)", ratio, exc)
+            steps.append({"ratio": round(ratio, 6), "error_pct": float("nan"), "latency_ms": float("nan")})
+            hi = ratio - 0.01
+            floor = below[0] if below is not None else lo
+            if hi <= floor:
+                break
+            ratio = (floor + hi) / 2 if above is None or above[0] > hi else (floor + above[0]) / 2
+            continue
         err = point.error(target)
         steps.append({"ratio": round(ratio, 6), "error_pct": round(100 * err, 3),
                       "latency_ms": round(point.latency_ms[target.batch], 6)})
@@ -138,7 +152,8 @@ def match_ratio(measure: Callable[[float], Measurement], target: LatencyTarget, 
         ratio = _next_ratio(below, above, lo, hi)
         if ratio is None:
             break
-    assert best is not None
+    if best is None:
+        raise RatioOutOfReach(f"no ratio in [{lo}, {ratio:.3f}] could be pruned to")
     edge = (below is not None and below[0] >= hi - 1e-9) or (above is not None and above[0] <= lo + 1e-9)
     reason = ("out of reach within the ratio bounds" if edge
               else f"not within {100 * target.tolerance:g}% after {len(steps)} measurements")
@@ -235,7 +250,12 @@ def match_latency(prune: Callable[[float], Any], measurer: OnnxMeasurer, target:
     candidates: dict[float, Any] = {}
 
     def measure(ratio: float) -> Measurement:
-        candidate = prune(ratio)
+        from dsp_deploy.errors import TrainingError
+
+        try:
+            candidate = prune(ratio)
+        except TrainingError as exc:  # e.g. "channel pruning cannot reach N MMACs"
+            raise RatioOutOfReach(str(exc)) from None
         candidates[ratio] = candidate
         flops, params = costs(candidate)
         return measurer.measure(candidate, ratio, flops, params)

@@ -163,7 +163,10 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
     if quick:
         lines += ["**Quick run**: tiny data subset and epochs, one seed, methods "
                   f"{', '.join(doc['settings'].get('methods', []))}; it checks the pipeline, its accuracies say "
-                  "nothing about the methods.", ""]
+                  "nothing about the methods.",
+                  "", "**Full run: to be run**: `python bench/accuracy_latency.py --budget full` (ResNet-20 and "
+                  "ResNet-56, seeds 0 and 1, every method, Fashion-MNIST 5000-image subset; a few hours on 2 cores; "
+                  "resumable). Its report replaces this one.", ""]
     load = doc.get("load", {})
     lines += [f"- machine: {m.get('cpu')} ({m.get('isa')}); ONNX Runtime CPU, 1 intra-op thread; load average "
               f"{load.get('loadavg_before')} -> {load.get('loadavg_after')} on {load.get('cores')} cores",

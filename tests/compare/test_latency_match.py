@@ -69,3 +69,16 @@ def test_latency_targeted_hook() -> None:
     register_latency_targeted("test-latency-method", lambda source, target: source)
     fn, reason = latency_targeted("test-latency-method")
     assert fn is not None and reason == ""
+
+
+def test_ratio_out_of_reach_searches_below_it() -> None:
+    from dsp_deploy.compare.latency_match import RatioOutOfReach
+
+    def limited(ratio: float) -> Measurement:
+        if ratio > 0.7:  # e.g. inner-channel pruning cannot remove more
+            raise RatioOutOfReach("cannot reach")
+        return curve(ratio)
+
+    result = match_ratio(limited, LatencyTarget(speedup=3.0, batch=32), start=0.9)
+    assert result.best.ratio <= 0.7 and any(s["error_pct"] != s["error_pct"] for s in result.steps)
+    assert not result.converged or abs(result.best.error(result.target)) <= 0.05
