@@ -118,7 +118,7 @@ def imagenet_estimate(cache: Path, *, runs: int = 10, quick: bool = False) -> di
     est = {"model": "resnet50", "batch": 1, "runs": max(3, runs), "machine": fingerprint(), "quick": quick,
             "points": points, "not_included": NOT_INCLUDED, "seconds": round(time.perf_counter() - started, 1),
             "structures": "dense: random-init ResNet-50; DSP: one-shot G=2 group pruning (`prune --groups 2`) at the "
-                          "published whole-model FLOPs reduction, exported with --lowering auto; channel: our L1 "
+                          "published FLOPs reduction, exported with --lowering auto; channel: our L1 "
                           "channel pruner (block-inner channels) at the published FLOPs, as the channel structure"}
     write_text_atomic(done, json.dumps(est, indent=1))
     return est

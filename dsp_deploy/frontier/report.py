@@ -172,6 +172,7 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
               f"{load.get('loadavg_before')} -> {load.get('loadavg_after')} on {load.get('cores')} cores",
               f"- command: `{doc.get('command')}` ({doc.get('wall_seconds')} s wall, {doc.get('reused_rows', 0)} "
               "rows from the cache)",
+              *[f"- {note}" for note in doc.get("notes", [])],
               f"- data: {doc.get('data_note') or doc['settings']['data']}",
               f"- same training budget for every method: {doc.get('training_budget')}",
               "- latency budgets: each method's structure is pruned to the ratio whose measured latency (median, "
