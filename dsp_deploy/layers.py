@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runtime",),
     ("reference", "checkpoint_info", "hardware", "baselines", "dppnet", "training", "export", "engines"),
     ("bench", "compare", "serving"),
-    ("app",),
+    ("app", "frontier"),
     ("cli", "__main__"),
 )
 """Top-level modules/packages of ``dsp_deploy`` per layer, lowest first."""

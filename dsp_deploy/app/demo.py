@@ -230,4 +230,8 @@ def format_demo_summary(summary: dict[str, Any]) -> str:
         lines += ["", "  latency (ONNX Runtime CPU, speedup vs dense at batch 1/32):"]
         lines += [f"    {line}" for line in res["headline"]]
     lines += ["", "  files:"] + [f"    {k:<26} {v}" for k, v in summary["files"].items()]
+    if res.get("matched_latency"):
+        from dsp_deploy.compare.demo_steps import matched_latency_lines
+
+        lines += ["", *matched_latency_lines(res["matched_latency"])]
     return "\n".join(lines)

@@ -51,6 +51,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of random weights and inputs")
     parser.add_argument("--no-models", action="store_true", help="do not keep the exported models in OUT/models")
     parser.add_argument("--quick", action="store_true", help="few runs, batches 1 and 8: a fast smoke comparison")
+    parser.add_argument("--match", choices=("flops", "latency"), default="flops",
+                        help="prune baselines to the DSP model's FLOPs, or to its measured latency within 5%% "
+                        "(report shows their FLOPs at that latency) (default: %(default)s)")
+    parser.add_argument("--match-batch", type=int, default=None, metavar="B",
+                        help="batch the latency match is measured at (default: the largest --batch)")
     parser.add_argument("--out", required=True, metavar="DIR", help="report folder (replaced atomically)")
     parser.set_defaults(handler=run)
 
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         batches=parse_ints(args.batch, "--batch") or (QUICK_BATCHES if args.quick else DEFAULT_BATCHES),
         threads=parse_ints(args.threads, "--threads"), runs=args.runs, warmup=args.warmup,
         lowering=args.lowering, seed=args.seed,
-        keep_models=not args.no_models, quick=args.quick,
+        keep_models=not args.no_models, quick=args.quick, match=args.match, match_batch=args.match_batch,
     )
     result = run_compare(config, args.out, progress=None if not args.quiet else False)
     print(f"wrote {args.out}: results.json, results.csv, report.md, latency_vs_flops.png, speedup_vs_batch.png")

@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "compare",
     "triton_repo",
     "serve",
+    "accuracy_latency",
 )
 
 log = logging.getLogger("dsp_deploy")

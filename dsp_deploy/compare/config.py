@@ -49,6 +49,9 @@ class CompareConfig:
     keep_models: bool = True
     quick: bool = False
     label: str | None = None                 # report title; default from the model and the DSP source
+    match: str = "flops"                     # baselines matched to DSP's "flops" or measured "latency"
+    match_batch: int | None = None           # batch the latency match is measured at (default: the largest)
+    match_steps: int = 6                     # measurements per baseline when matching latency
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def runs_at(self, batch: int) -> int | None:
@@ -86,6 +89,12 @@ class CompareConfig:
             raise UsageError("runs per batch must be positive (batch, runs) pairs")
         if self.warmup < 0:
             raise UsageError(f"--warmup must be >= 0, got {self.warmup}")
+        if self.match not in ("flops", "latency"):
+            raise UsageError(f"--match must be 'flops' or 'latency', got '{self.match}'")
+        if self.match_batch is not None and self.match_batch < 1:
+            raise UsageError(f"--match-batch must be >= 1, got {self.match_batch}")
+        if self.match_steps < 1:
+            raise UsageError(f"match steps must be >= 1, got {self.match_steps}")
 
         check_mode(self.lowering)
         backends = parse_backends(self.backends)
@@ -93,12 +102,14 @@ class CompareConfig:
         if self.runs_by_batch and self.time_budget is not None:
             raise UsageError("give runs per batch or a time budget, not both")
         runs, warmup = self.runs, self.warmup
+        match_steps = self.match_steps
         if self.quick:
+            match_steps = min(match_steps, 3)
             runs = runs or QUICK_RUNS
             warmup = min(warmup, QUICK_WARMUP)
         elif runs is None and self.time_budget is None:
             runs = DEFAULT_RUNS
-        return replace(self, backends=backends, batches=batches, runs=runs, warmup=warmup,
+        return replace(self, backends=backends, batches=batches, runs=runs, warmup=warmup, match_steps=match_steps,
                        baselines=tuple(dict.fromkeys(self.baselines)),
                        flops_reductions=tuple(dict.fromkeys(self.flops_reductions)))
 

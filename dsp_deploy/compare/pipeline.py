@@ -88,7 +88,7 @@ def benchmark(config: CompareConfig, built: Sequence[BuiltVariant], artifacts: A
 
 
 def _title(config: CompareConfig, model: str, source: str) -> str:
-    return config.label or f"{model}: DSP vs channel pruning at matched FLOPs ({source})"
+    return config.label or f"{model}: DSP vs channel pruning at matched {config.match} ({source})"
 
 
 def run_compare(config: CompareConfig, out_dir: str | os.PathLike[str], *, progress: bool | None = None,
@@ -106,6 +106,10 @@ def run_compare(config: CompareConfig, out_dir: str | os.PathLike[str], *, progr
         input_shape = (topo.in_channels, *topo.input_size)
         with tempfile.TemporaryDirectory(prefix="dsp-compare-models-") as scratch:
             folder = tmp / "models" if config.keep_models else Path(scratch)
+            if config.match == "latency":
+                from dsp_deploy.compare.match_latency import rematch_latency
+
+                built = rematch_latency(config, built, Path(scratch) / "latency-match")
             artifacts = make_artifacts(built, folder, backends=config.backends, batches=config.batches,
                                        lowering=config.lowering, input_shape=input_shape)
             load_before = _load()

@@ -161,6 +161,10 @@ def render_markdown(result: CompareResult, plots: tuple[tuple[str, str], ...] = 
     heads = headline_rows(result)
     if heads:
         lines += ["", "## Headline", "", *[f"- {h}" for h in heads]]
+    if cfg.get("match") == "latency":
+        from dsp_deploy.compare.match_latency import latency_match_lines
+
+        lines += latency_match_lines(result.variants)
     skips = _skips(result)
     if skips:
         lines += ["", "## Not measured", "", *skips]

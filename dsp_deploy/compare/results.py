@@ -56,6 +56,8 @@ class VariantInfo:
     status: str = "ok"
     reason: str = ""
     notes: str = ""
+    matched_by: str = "flops"             # "latency" when pruned to the DSP variant's measured latency
+    latency_match_pct: float | None = None  # its measured latency vs the DSP variant's, during matching
 
     @property
     def ok(self) -> bool:

@@ -126,8 +126,10 @@ def run_search(opts: SearchOptions) -> dict[str, Any]:
         shutdown(ctx)
 
 
-def prune_channels(method: str, search: Path, reduction: float, metric: str, *, seed: int) -> Any:
-    """The pruned G=1 checkpoint of ``method`` ('l1', 'pfs' or 'scp') from its stage-1 checkpoint."""
+def prune_channels(method: str, search: Path, reduction: float, metric: str, *, seed: int,
+                   prune_streams: bool = True) -> Any:
+    """The pruned G=1 checkpoint of ``method`` ('l1', 'pfs' or 'scp') from its stage-1 checkpoint
+    (``prune_streams=False``: L1 keeps the residual-stream channels and prunes block-inner ones only)."""
     import torch
 
     from dsp_deploy.baselines import ChannelPruner, L1ChannelPruner
@@ -143,7 +145,8 @@ def prune_channels(method: str, search: Path, reduction: float, metric: str, *, 
     state = {k: v for k, v in ckpt.state_dict.items() if not k.startswith("pfs_gates.")}
     extra: dict[str, Any] = {}
     if method == "l1":
-        result = L1ChannelPruner(topo, state, metadata=meta, metric=metric).match_reduction(reduction)
+        result = L1ChannelPruner(topo, state, metadata=meta, metric=metric,
+                                 prune_streams=prune_streams).match_reduction(reduction)
         structure = result.structure
     elif method == "pfs":
         from dsp_deploy.training.pfs import gate_scores

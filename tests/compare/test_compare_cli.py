@@ -146,3 +146,28 @@ def test_bad_baseline_spec(tmp_path: Path, spec: str, fragment: str) -> None:
     one_line_error(compare("--model", "resnet20", "--groups", "2", "--flops-reduction", "0.5", "--baselines", spec,
                            "--out", str(tmp_path / "out")), fragment)
     assert not (tmp_path / "out").exists()
+
+
+# --- `compare --match latency`: baselines re-pruned to the DSP model's measured latency (no timing asserted) ---
+@pytest.mark.slow
+def test_baselines_matched_to_measured_latency(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    proc = compare("--model", "resnet20", "--groups", "2", "--flops-reduction", "0.6", "--baselines", "l1-inner",
+                   "--quick", "--batch", "8", "--runs", "5", "--lowering", "grouped", "--match", "latency",
+                   "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "results.json").read_text())
+    variants = {v["name"]: v for v in doc["variants"]}
+    l1 = variants["l1-inner"]
+    assert l1["matched_by"] == "latency" and l1["matched_to"] == "dsp"
+    assert l1["latency_match_pct"] is not None and "latency-matched to dsp" in l1["notes"]
+    assert doc["config"]["match"] == "latency"
+    assert "measured" in variants["dsp"]["notes"]
+    report = (out / "report.md").read_text()
+    assert "## FLOPs at matched latency" in report and "| l1-inner | dsp |" in report
+    assert "matched latency" in report.splitlines()[0]
+
+
+def test_bad_match_option(tmp_path: Path) -> None:
+    one_line_error(compare("--model", "resnet20", "--groups", "2", "--flops-reduction", "0.6", "--match-batch", "0",
+                           "--match", "latency", "--out", str(tmp_path / "o")), "--match-batch must be >= 1")

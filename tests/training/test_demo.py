@@ -37,6 +37,10 @@ def test_demo_small_budget(tmp_path: Path, training_threads: None) -> None:
     text = format_demo_summary(summary)
     assert "accuracy (val)" in text and "-60.0%" in text and "finetuned.pt" in text
     assert "latency (ONNX Runtime CPU" in text
+    matched = res["matched_latency"]  # the summary ends with dense / DSP / channel-pruned at DSP's latency
+    assert matched["channel"]["accuracy"] > 10.0 and matched["channel"]["flops_reduction_pct"] > 0
+    assert Path(summary["files"]["channel-pruned at DSP latency"]).exists()
+    assert "at matched latency" in text and text.rstrip().splitlines()[-1].lstrip().startswith("L1 channel")
 
 
 def test_demo_rejects_bad_options(tmp_path: Path) -> None:

@@ -1,0 +1,228 @@
+"""One accuracy-at-latency run: every (model, seed, method, budget) row, trained or taken from the cache,
+gathered into the results document the report is made from."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from dsp_deploy.frontier import JSON_FORMAT, JSON_VERSION
+from dsp_deploy.frontier.runner import (
+    Runner,
+    cached_result,
+    fingerprint,
+    fmt_ms,
+    row_base,
+    skip_reason,
+    skipped_rows,
+)
+from dsp_deploy.frontier.settings import RunSettings
+
+log = logging.getLogger(__name__)
+
+
+def _timed_stage(fn: Any, *args: Any) -> tuple[Path, float]:
+    """Run a stage; (its checkpoint, seconds it took when first trained, kept next to it)."""
+    started = time.perf_counter()
+    ckpt = fn(*args)
+    note = Path(ckpt).parent / f"{Path(ckpt).stem}.train_seconds"
+    if not note.exists():
+        note.write_text(f"{time.perf_counter() - started:.2f}")
+    return ckpt, float(note.read_text())
+
+
+class ModelSeedRun:
+    """The rows of one model and seed."""
+
+    def __init__(self, runner: Runner, model: str, seed: int) -> None:
+        from dsp_deploy.compare.latency_match import OnnxMeasurer, export_checkpoint
+
+        self.runner, self.model, self.seed = runner, model, seed
+        self.base = runner.folder(model, seed)
+        s = runner.settings
+        self.dense_ckpt, self.dense_seconds = _timed_stage(runner.dense, model, seed)
+        dense_onnx = self.base / "dense.onnx"
+        if not dense_onnx.exists():
+            from dsp_deploy.checkpoint import load_checkpoint
+
+            export_checkpoint(load_checkpoint(self.dense_ckpt), dense_onnx)
+        plan_cache = str(runner.cache / s.key() / "plan-cache.json")
+
+        def exporter(candidate: Any, path: Path) -> None:
+            export_checkpoint(candidate, path, cache_path=plan_cache, plan_runs=s.plan_runs, plan_batches=s.batches)
+
+        self.measurer = OnnxMeasurer(
+            dense_onnx, self.base / "onnx", tuple(s.batches), threads=1, runs=s.runs, exporter=exporter
+        )
+        self.matched_ratio: dict[float, float] = {}  # budget -> L1's latency-matched ratio (seeds PFS/SCP)
+
+    def dense_row(self) -> dict[str, Any]:
+        def produce() -> dict[str, Any]:
+            from dsp_deploy.checkpoint import load_checkpoint
+            from dsp_deploy.structure import count_costs
+
+            latency, dense = self.measurer.time_files(self.measurer.dense_onnx)
+            costs = count_costs(load_checkpoint(self.dense_ckpt).structure)
+            row = row_base(self.model, "dense", self.seed, "dense", 1.0)
+            row.update(
+                flops=costs.flops,
+                params=costs.params,
+                flops_reduction_pct=0.0,
+                latency_ms=fmt_ms(dense),
+                dense_ms=fmt_ms(dense),
+                speedup={str(b): 1.0 for b in dense},
+                test_accuracy=self.runner.test_accuracy(self.dense_ckpt),
+                train_seconds=self.dense_seconds,
+                machine=fingerprint(),
+            )
+            return row
+
+        return cached_result(self.base / "dense" / "result.json", produce)[0]
+
+    def row(self, method: str, kind: str, speedup: float, cached_only: bool = False) -> tuple[dict[str, Any], bool]:
+        folder = self.base / method / f"{kind}-{speedup:g}"
+        if cached_only and not (folder / "result.json").exists():
+            row = row_base(self.model, method, self.seed, kind, speedup)
+            row.update(status="skipped", reason="not trained yet (report written from the cache only)")
+            return row, False
+        row, cached = cached_result(folder / "result.json", lambda: self._produce(method, kind, speedup, folder))
+        if method == "l1" and kind == "latency" and row.get("status") == "ok":
+            self.matched_ratio[speedup] = float(row["ratio"])
+        return row, cached
+
+    def _produce(self, method: str, kind: str, speedup: float, folder: Path) -> dict[str, Any]:
+        from dsp_deploy.compare.latency_match import LatencyTarget, Measurement, match_latency
+
+        r, s = self.runner, self.runner.settings
+        flops_ratio = 1.0 - 1.0 / speedup
+        start = self.matched_ratio.get(speedup, flops_ratio) if kind == "latency" else flops_ratio
+        source, search_seconds = _timed_stage(r.stage1, method, self.model, self.seed, start)
+        row = row_base(self.model, method, self.seed, kind, speedup)
+        started = time.perf_counter()
+        staged = folder / "match.json"
+        if staged.exists() and (folder / "pruned.pt").exists():  # interrupted during the final stage
+            import json
+
+            from dsp_deploy.checkpoint import load_checkpoint
+
+            saved = json.loads(staged.read_text())
+            row.update(saved["row"])
+            saved["point"].update(
+                {k: {int(b): v for b, v in saved["point"][k].items()} for k in ("latency_ms", "dense_ms")}
+            )
+            point = Measurement(**saved["point"])
+            pruned = load_checkpoint(folder / "pruned.pt")
+        elif kind == "flops":
+            pruned = r.prune(method, source, flops_ratio, self.seed)
+            from dsp_deploy.compare.latency_match import costs_of
+
+            point = self.measurer.measure(pruned, flops_ratio, *costs_of(pruned))
+            row.update(ratio=flops_ratio, match=None)
+        else:
+            target = LatencyTarget(speedup=speedup, batch=s.match_batch)
+            result, pruned = match_latency(
+                lambda ratio: r.prune(method, source, ratio, self.seed),
+                self.measurer,
+                target,
+                start=start,
+                max_steps=s.match_steps,
+            )
+            point = result.best
+            row.update(
+                ratio=point.ratio,
+                match=result.to_dict(),
+                match_error_pct=round(100 * point.error(target), 2),
+                converged=result.converged,
+            )
+            if not result.converged:
+                row["reason"] = result.reason
+        match_seconds = time.perf_counter() - started
+        if not staged.exists():
+            import json
+            from dataclasses import asdict
+
+            from dsp_deploy.utils.atomic import write_text_atomic
+
+            folder.mkdir(parents=True, exist_ok=True)
+            done = {k: row[k] for k in ("ratio", "match", "match_error_pct", "converged", "reason") if k in row}
+            point_dict = {k: v for k, v in asdict(point).items() if k != "extra"}
+            write_text_atomic(staged, json.dumps({"row": done, "point": point_dict}))
+        t0 = time.perf_counter()
+        final = r.final(method, pruned, folder, self.seed)
+        from dsp_deploy.checkpoint import load_checkpoint
+        from dsp_deploy.structure import count_costs
+
+        costs = count_costs(load_checkpoint(final).structure)
+        row.update(
+            flops=costs.flops,
+            params=costs.params,
+            flops_reduction_pct=round(costs.flops_reduction_pct, 3),
+            latency_ms=fmt_ms(point.latency_ms),
+            dense_ms=fmt_ms(point.dense_ms),
+            speedup={str(b): round(point.speedup(b), 4) for b in point.latency_ms},
+            test_accuracy=r.test_accuracy(final),
+            train_seconds=round(search_seconds + time.perf_counter() - t0, 2),
+            match_seconds=round(match_seconds, 2),
+            machine=fingerprint(),
+        )
+        return row
+
+
+def run_all(
+    settings: RunSettings,
+    cache: Path,
+    *,
+    progress: bool = False,
+    command: str = "",
+    data_note: str = "",
+    cached_only: bool = False,
+) -> dict[str, Any]:
+    """Every row of the run (cached ones reused); returns the results document."""
+    from dsp_deploy.compare.pipeline import _load
+
+    started = time.perf_counter()
+    load_before = _load()
+    runner = Runner(settings, cache, progress)
+    rows: list[dict[str, Any]] = []
+    reused = 0
+    for model in settings.models:
+        for seed in settings.seeds:
+            run = ModelSeedRun(runner, model, seed)
+            rows.append(run.dense_row())
+            for method in settings.methods:
+                reason = skip_reason(method)
+                if reason is not None:
+                    rows += skipped_rows(model, seed, settings, method, reason)
+                    continue
+                for kind in ("flops", "latency"):
+                    for speedup in settings.speedups:
+                        log.info("%s seed %d: %s at %s %gx", model, seed, method, kind, speedup)
+                        row, cached = run.row(method, kind, speedup, cached_only)
+                        reused += cached
+                        rows.append(row)
+    return {
+        "format": JSON_FORMAT,
+        "format_version": JSON_VERSION,
+        "budget": settings.budget,
+        "quick": settings.quick,
+        "command": command,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": fingerprint(),
+        "settings": _settings_dict(settings),
+        "data_note": data_note,
+        "training_budget": settings.training_budget(),
+        "rows": rows,
+        "reused_rows": reused,
+        "load": {"loadavg_before": load_before, "loadavg_after": _load(), "cores": os.cpu_count()},
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _settings_dict(settings: RunSettings) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}

@@ -1,0 +1,244 @@
+"""Train, prune, latency-match and measure every model of an accuracy-at-latency run, with a cache.
+
+Per model and seed: a dense model, then per method its stage 1 (DSP group learning once per G; L1 the
+dense model; PFS/SCP a search at the budget's FLOPs target), then per budget the pruned structure (a
+FLOPs target, or the ratio whose measured latency matches the speedup budget, found by
+``compare.latency_match``) and its final training. Every stage's output lives under
+``cache/<settings key>/<model>/s<seed>/`` and a finished model leaves ``result.json`` there: a rerun
+after an interruption skips whatever is done (a torn result file is redone).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dsp_deploy.frontier.settings import LABELS, SKIPPED, RunSettings
+from dsp_deploy.utils.atomic import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+RESULT_FORMAT = "dsp-deploy/accuracy-latency-model"
+FINAL_SECTION = {"dsp": "finetune", "l1": "finetune", "pfs": "scratch", "scp": "scp_finetune"}
+
+
+def cached_result(path: Path, produce: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """(result, True) from ``path`` when a complete one is there, else ``produce()`` written atomically
+    and (result, False). A file that is not a complete result (torn, other format) is produced again."""
+    try:
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and data.get("format") == RESULT_FORMAT and "row" in data:
+            return data["row"], True
+    except (OSError, ValueError):
+        pass
+    row = produce()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps({"format": RESULT_FORMAT, "format_version": 1, "row": row}, indent=1))
+    return row, False
+
+
+def fingerprint() -> dict[str, str]:
+    """CPU model and ISA of this machine: results from different fingerprints are not comparable."""
+    from dsp_deploy.bench.machine import cpu_isa, cpu_model
+
+    return {"cpu": cpu_model(), "isa": cpu_isa()}
+
+
+@dataclass
+class Runner:
+    settings: RunSettings
+    cache: Path
+    progress: bool = False
+
+    def folder(self, model: str, seed: int) -> Path:
+        return self.cache / self.settings.key() / model / f"s{seed}"
+
+    # --- training stages (each skipped when its finished output exists) -----------------------------------
+    def _loop(self, epochs: int, lr: float, warmup: float = 0.0) -> dict[str, Any]:
+        return {"epochs": epochs, "lr": lr, "momentum": 0.9, "weight_decay": 5e-4, "warmup_epochs": warmup}
+
+    def _data(self) -> dict[str, Any]:
+        return {"batch_size": self.settings.batch_size, "workers": 0}
+
+    def _train(
+        self, out: Path, model: str, seed: int, overrides: dict[str, Any], *, dense: bool, init: str | None = None
+    ) -> Path:
+        from dsp_deploy.checkpoint import load_checkpoint
+        from dsp_deploy.training.learn import TrainOptions, run_train
+
+        ckpt = out / "checkpoint.pt"
+        if ckpt.exists() and load_checkpoint(ckpt).extra.get("complete"):
+            return ckpt
+        run_train(
+            TrainOptions(
+                data=self.settings.data,
+                out=str(out),
+                model=model,
+                dense=dense,
+                init=init,
+                overrides=overrides,
+                data_overrides=self._data(),
+                seed=seed,
+                device="cpu",
+                resume=ckpt.exists(),
+                progress=self.progress,
+                eval_each_epoch=False,
+            )
+        )
+        return ckpt
+
+    def dense(self, model: str, seed: int) -> Path:
+        s = self.settings
+        return self._train(
+            self.folder(model, seed) / "dense",
+            model,
+            seed,
+            self._loop(s.dense_epochs, s.lr, warmup=min(1.0, s.dense_epochs / 4)),
+            dense=True,
+        )
+
+    def stage1(self, method: str, model: str, seed: int, reduction: float) -> Path:
+        """The checkpoint a method prunes from (PFS/SCP: searched at ``reduction``)."""
+        s, base = self.settings, self.folder(model, seed)
+        if method == "l1":
+            return self.dense(model, seed)
+        if method.startswith("dsp-g"):
+            groups = int(method[len("dsp-g") :])
+            overrides = dict(self._loop(s.search_epochs, s.stage_lr), groups=groups, tau=s.tau, **{"lambda": s.lam})
+            return self._train(
+                base / method / "search", model, seed, overrides, dense=False, init=str(self.dense(model, seed))
+            )
+        from dsp_deploy.checkpoint import load_checkpoint
+        from dsp_deploy.training.search import SearchOptions, run_search
+
+        if s.shared_search:  # quick runs: one search per method, at the middle budget's FLOPs
+            reduction = 1.0 - 1.0 / s.speedups[len(s.speedups) // 2]
+        out = base / method / f"search-r{reduction:.3f}"
+        ckpt = out / "checkpoint.pt"
+        if ckpt.exists() and load_checkpoint(ckpt).extra.get("complete"):
+            return ckpt
+        run_search(
+            SearchOptions(
+                method=method,
+                data=s.data,
+                out=str(out),
+                model=model,
+                flops_reduction=reduction,
+                flops_metric="total",
+                overrides={"epochs": s.search_epochs},
+                data_overrides=self._data(),
+                seed=seed,
+                device="cpu",
+                resume=ckpt.exists(),
+                progress=self.progress,
+            )
+        )
+        return ckpt
+
+    def prune(self, method: str, source: Path, ratio: float, seed: int) -> Any:
+        """The pruned checkpoint of ``method`` at a whole-model FLOPs reduction ``ratio`` (no training)."""
+        from dsp_deploy.checkpoint import load_checkpoint
+
+        if method.startswith("dsp-g"):
+            from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
+
+            with tempfile.TemporaryDirectory(prefix="dsp-frontier-") as tmp:
+                out = Path(tmp) / "pruned.pt"
+                prune_checkpoint(PruneOptions(str(source), str(out), ratio, "total", seed=seed, progress=False))
+                return load_checkpoint(out)
+        from dsp_deploy.training.search import prune_channels
+
+        return prune_channels(method, source, ratio, "total", seed=seed, prune_streams=False)
+
+    def final(self, method: str, pruned: Any, out: Path, seed: int) -> Path:
+        """Stage 3 (fine-tuning, or PFS's training from scratch) of ``pruned``; skipped when done."""
+        from dsp_deploy.checkpoint import save_checkpoint
+        from dsp_deploy.training.finetune import FinetuneOptions, run_finetune, side_files
+
+        s = self.settings
+        final = out / "final.pt"
+        if final.exists():
+            return final
+        family = "dsp" if method.startswith("dsp") else method
+        epochs = (
+            s.final_epochs
+            + (s.search_epochs if family == "l1" else 0)
+            + (s.dense_epochs if family in ("pfs", "scp") else 0)
+        )
+        lr = s.lr if family == "pfs" else s.stage_lr
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / "pruned.pt").exists():
+            save_checkpoint(out / "pruned.pt", pruned)
+        run_finetune(
+            FinetuneOptions(
+                checkpoint=str(out / "pruned.pt"),
+                data=s.data,
+                out=str(final),
+                section=FINAL_SECTION[family],
+                overrides=self._loop(epochs, lr),
+                data_overrides=self._data(),
+                seed=seed,
+                device="cpu",
+                resume=side_files(str(final))[0].exists(),
+                progress=self.progress,
+                eval_each_epoch=False,
+            )
+        )
+        return final
+
+    def test_accuracy(self, checkpoint: Path) -> float:
+        """Top-1 (%) on the test split (its first ``test_limit`` images in quick runs)."""
+        import torch
+
+        from dsp_deploy.checkpoint import build_model, load_checkpoint
+        from dsp_deploy.data import build_dataset, build_loader
+        from dsp_deploy.training.distributed import DistContext
+        from dsp_deploy.training.loop import evaluate
+
+        test = build_dataset(self.settings.data, "test", augment=False, seed=0)
+        if self.settings.test_limit is not None and self.settings.test_limit < len(test):
+            test = torch.utils.data.Subset(test, range(self.settings.test_limit))
+        loader = build_loader(test, 500, shuffle=False, workers=0, distributed=False, seed=0, drop_last=False)
+        return float(evaluate(build_model(load_checkpoint(checkpoint)), loader, DistContext())["accuracy"])
+
+
+def row_base(model: str, method: str, seed: int, kind: str, speedup: float | None) -> dict[str, Any]:
+    return {
+        "model": model,
+        "method": method,
+        "label": LABELS.get(method, method),
+        "seed": seed,
+        "budget_kind": kind,
+        "budget": speedup,
+        "status": "ok",
+        "reason": "",
+    }
+
+
+def skipped_rows(model: str, seed: int, settings: RunSettings, method: str, reason: str) -> list[dict[str, Any]]:
+    rows = []
+    for kind in ("latency", "flops"):
+        for speedup in settings.speedups:
+            row = row_base(model, method, seed, kind, speedup)
+            row.update(status="skipped", reason=reason)
+            rows.append(row)
+    return rows
+
+
+def skip_reason(method: str) -> str | None:
+    """Why ``method`` cannot run in this build, or None."""
+    if method == "dsp-latency":
+        from dsp_deploy.compare.latency_match import latency_targeted
+
+        fn, reason = latency_targeted(method)
+        return None if fn is not None else reason
+    return SKIPPED.get(method)
+
+
+def fmt_ms(values: dict[Any, float]) -> dict[str, float]:
+    return {str(k): round(float(v), 5) for k, v in values.items()}

@@ -1,0 +1,100 @@
+"""accuracy-latency report: Pareto frontier, winner per budget, machine-mix refusal, resume from cache."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dsp_deploy.cli.main import main
+from dsp_deploy.errors import BenchError
+from dsp_deploy.frontier import JSON_FORMAT
+from dsp_deploy.frontier.report import check_machines, pareto_front, winner_line, winners
+from dsp_deploy.frontier.runner import cached_result
+from dsp_deploy.frontier.settings import settings_for
+
+HERE = {"cpu": "AMD EPYC 7B13", "isa": "AVX2"}
+THERE = {"cpu": "Intel Xeon 8480", "isa": "AVX-512"}
+
+
+def _row(method: str, seed: int, kind: str, budget: float, acc: float, speedup: float, machine: dict = HERE,
+         converged: bool = True) -> dict:
+    return {"model": "resnet20", "method": method, "label": method.upper(), "seed": seed, "budget_kind": kind,
+            "budget": budget, "status": "ok", "reason": "", "flops": int(40e6 / budget), "params": 100_000,
+            "latency_ms": {"1": 1.0 / speedup, "32": 30.0 / speedup}, "dense_ms": {"1": 1.0, "32": 30.0},
+            "speedup": {"1": speedup, "32": speedup}, "match_error_pct": 100 * (budget / speedup - 1),
+            "converged": converged, "test_accuracy": acc, "train_seconds": 1.0, "machine": machine}
+
+
+def _doc(rows: list[dict]) -> dict:
+    return {"format": JSON_FORMAT, "format_version": 1, "budget": "quick", "quick": True, "machine": HERE,
+            "settings": {"match_batch": 32, "batches": [1, 32], "data": "synthetic:64", "test_limit": None},
+            "rows": rows, "command": "hand-made", "training_budget": "n/a"}
+
+
+def test_pareto_front() -> None:
+    points = [(1.0, 80.0), (2.0, 85.0), (1.5, 79.0), (3.0, 84.0), (0.5, 70.0), (2.0, 86.0), (4.0, 90.0)]
+    assert [points[i] for i in pareto_front(points)] == [(0.5, 70.0), (1.0, 80.0), (2.0, 86.0), (4.0, 90.0)]
+    assert pareto_front([]) == []
+    assert pareto_front([(1.0, 50.0), (1.0, 50.0)]) == [0]  # a tie is not an improvement
+
+
+def test_winner_per_budget_from_hand_made_results() -> None:
+    rows = [
+        _row("l1", 0, "latency", 2.0, 90.0, 2.02), _row("l1", 1, "latency", 2.0, 91.0, 1.98),
+        _row("dsp-g2", 0, "latency", 2.0, 88.0, 2.01), _row("dsp-g2", 1, "latency", 2.0, 89.5, 1.97),
+        _row("dsp-g2", 0, "latency", 3.0, 85.0, 3.0), _row("l1", 0, "latency", 3.0, 84.0, 3.05),
+        _row("pfs", 0, "latency", 3.0, 99.0, 2.2, converged=False),  # missed the budget: not counted
+        _row("l1", 0, "flops", 2.0, 70.0, 1.4), _row("dsp-g2", 0, "flops", 2.0, 75.0, 1.0),
+    ]
+    got = winners(_doc(rows))
+    at2, at3 = got[("resnet20", 2.0)], got[("resnet20", 3.0)]
+    assert [c.method for c in at2] == ["l1", "dsp-g2"]
+    assert at2[0].mean == pytest.approx(90.5) and at2[1].spread == pytest.approx(1.0606, abs=1e-3)
+    assert winner_line(at2) == "**L1** wins by 1.75 points over DSP-G2"
+    assert [c.method for c in at3] == ["dsp-g2", "l1"]
+    assert winner_line(at3) == "**DSP-G2** wins by 1.00 points over L1"
+    assert winners(_doc(rows), "flops")[("resnet20", 2.0)][0].method == "dsp-g2"
+
+
+def test_report_refuses_mixed_machines_unless_told(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    doc = _doc([_row("l1", 0, "latency", 2.0, 90.0, 2.0), _row("dsp-g2", 0, "latency", 2.0, 88.0, 2.0, THERE)])
+    with pytest.raises(BenchError, match="mix 2 machines"):
+        check_machines(doc)
+    assert len(check_machines(doc, allow_mixed=True)) == 2
+    src = tmp_path / "results.json"
+    src.write_text(json.dumps(doc))
+    out = tmp_path / "report"
+    assert main(["accuracy-latency", "--report-only", str(src), "--out", str(out)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--allow-mixed-machines" in err[0]
+    assert not out.exists()  # nothing half-written
+    assert main(["accuracy-latency", "--report-only", str(src), "--out", str(out), "--allow-mixed-machines"]) == 0
+    text = (out / "report.md").read_text()
+    assert "QUICK RUN" in text and "wins by 2.00 points" in text
+    assert (out / "accuracy_vs_latency.png").stat().st_size > 1000
+    assert json.loads((out / "results.json").read_text())["format"] == JSON_FORMAT
+
+
+def test_resume_skips_cached_models(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def produce() -> dict:
+        calls.append(1)
+        return {"method": "l1", "test_accuracy": 50.0}
+
+    path = tmp_path / "l1" / "latency-2" / "result.json"
+    first, cached = cached_result(path, produce)
+    assert not cached and calls == [1]
+    again, cached = cached_result(path, produce)
+    assert cached and again == first and calls == [1]  # not trained again
+    path.write_text('{"format": "dsp-deploy/accuracy-latency-model", "row"')  # torn by a kill
+    _, cached = cached_result(path, produce)
+    assert not cached and calls == [1, 1]
+
+
+def test_settings_key_tracks_training_settings() -> None:
+    quick = settings_for("quick")
+    assert quick.key() == settings_for("quick", runs=99).key()  # timing settings do not retrain
+    assert quick.key() != settings_for("quick", final_epochs=5).key()
+    assert settings_for("full").seeds == (0, 1) and settings_for("full").models == ("resnet20", "resnet56")
