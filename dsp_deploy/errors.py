@@ -68,3 +68,7 @@ class BenchError(DSPDeployError):
 
 class ServingError(DSPDeployError):
     """A Triton model repository or the model server cannot be built, loaded or started."""
+
+
+class LatencyModelError(DSPDeployError):
+    """A latency table cannot be measured, read or used (corrupt, other target, unknown backend)."""

@@ -1,0 +1,103 @@
+"""Whole structures on the target: export them with the exporter and time them side by side with
+the benchmark harness. Used to calibrate a latency table and to measure what a latency-targeted
+pruning gives (the predicted vs measured figures it records)."""
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from dsp_deploy.hardware.target import Target
+from dsp_deploy.structure.ir import ModelStructure
+
+log = logging.getLogger(__name__)
+
+
+def random_weights(model: str, seed: int = 0, num_classes: int | None = None) -> dict[str, Any]:
+    """A random-init state_dict of ``model`` (latency does not depend on the weights)."""
+    import torch
+
+    from dsp_deploy.models import create
+
+    torch.manual_seed(seed)
+    return create(model, num_classes).state_dict()
+
+
+def export_structures(structures: Mapping[str, ModelStructure], folder: str | Path, *, lowering: str = "auto",
+                      state_dict: Mapping[str, Any] | None = None, cache_path: str | None = None,
+                      plan_batches: Sequence[int] | None = None) -> dict[str, Path]:
+    """Export each named structure (with ``state_dict`` or random weights) to ``folder/<name>.onnx``."""
+    from dsp_deploy.checkpoint import Checkpoint
+    from dsp_deploy.export import export_onnx
+
+    paths = {}
+    for name, structure in structures.items():
+        weights = dict(state_dict) if state_dict is not None else random_weights(structure.model,
+                                                                                 num_classes=structure.num_classes)
+        mode = "dense" if all(layer.is_dense for layer in structure.layers) else lowering
+        path = Path(folder) / f"{name}.onnx"
+        export_onnx(Checkpoint(structure.model, weights, structure), path, lowering=mode, parity=False,
+                    cache_path=cache_path, plan_batches=plan_batches)
+        paths[name] = path
+    return paths
+
+
+def time_files(paths: Mapping[str, Path], target: Target, *, runs: int = 20, warmup: int = 3) -> dict[str, float]:
+    """Median ms of each ONNX file on ``target``, interleaved, by the benchmark harness."""
+    from dsp_deploy.bench.harness import run_benchmark
+    from dsp_deploy.bench.variants import Variant
+
+    variants = [Variant(name, Path(path), "onnx") for name, path in paths.items()]
+    rows = run_benchmark(variants, ("ort-cpu",), (target.batch,), threads=target.threads, runs=runs, warmup=warmup,
+                         progress=False)
+    return {row.variant: float(row.median_ms) for row in rows}
+
+
+def measure_structures(structures: Mapping[str, ModelStructure], target: Target, *, lowering: str = "auto",
+                       runs: int = 20, state_dict: Mapping[str, Any] | None = None,
+                       cache_path: str | None = None) -> dict[str, float]:
+    """Export and time ``structures`` side by side: name -> median ms."""
+    with tempfile.TemporaryDirectory(prefix="dsp-latency-") as tmp:
+        paths = export_structures(structures, tmp, lowering=lowering, state_dict=state_dict, cache_path=cache_path,
+                                  plan_batches=(target.batch,))
+        return time_files(paths, target, runs=runs)
+
+
+def sample_structure(model: str, groups: int, beta: float, *, seed: int = 0, multiple: int | None = None,
+                     state_dict: Mapping[str, Any] | None = None) -> ModelStructure:
+    """A DSP structure of ``model``: random balanced filter groups, the pruner's global threshold
+    ``beta`` on (random-init unless given) weights, aligned to ``multiple``."""
+    import torch
+
+    from dsp_deploy.models import topology
+    from dsp_deploy.training.pruning import GroupChannelPruner
+    from dsp_deploy.training.regularizer import prunable_convs
+
+    topo = topology(model)
+    state = state_dict if state_dict is not None else random_weights(model, seed)
+    gen = torch.Generator().manual_seed(seed)
+    assignments = {s.name: torch.randperm(s.out_channels, generator=gen) % groups for s in prunable_convs(topo)}
+    pruner = GroupChannelPruner(topo, state, assignments, groups, channel_multiple=multiple)
+    return pruner.structure(beta)
+
+
+def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20, beta: float = 0.3):  # noqa: ANN201
+    """A calibrator for `build_table`: times the dense model and one pruned structure whole and
+    fits the table's scale and offset to them."""
+    from dsp_deploy.hardware.latency import LatencyTable, fit_calibration
+    from dsp_deploy.hardware.target import channel_multiple
+    from dsp_deploy.models import topology
+    from dsp_deploy.structure import dense_structure
+
+    def calibrate(table: LatencyTable, target: Target) -> None:
+        pruned = sample_structure(table.model, groups, beta, multiple=channel_multiple(target))
+        structures = {"dense": dense_structure(topology(table.model)), "pruned": pruned}
+        measured = measure_structures(structures, target, lowering=lowering, runs=runs)
+        fit_calibration(table, [(structures[k], measured[k]) for k in structures])
+        table.notes = dict(table.notes or {}, calibration={k: round(v, 4) for k, v in measured.items()},
+                           calibration_lowering=lowering)
+        log.info("latency table %s calibrated: scale %.3f offset %.3f ms (%s)", table.model, table.scale,
+                 table.offset, measured)
+    return calibrate
