@@ -100,7 +100,10 @@ class LatencyTable:
 
     # -- prediction ---------------------------------------------------------------------------
     def _site_ms(self, key: str, groups: int, ci: int, co: int) -> float:
-        site = self.sites[key]
+        site = self.sites.get(key)
+        if site is None:
+            raise LatencyModelError(f"the latency table of {self.model} has no conv site {key} (measured for "
+                                    "another input size?); rebuild it")
         grid = site["grids"].get(str(groups))
         if grid is None:
             raise LatencyModelError(f"the latency table of {self.model} has no timings for {groups} groups "
@@ -183,10 +186,11 @@ class LatencyTable:
         return table
 
 
-def default_table_path(model: str, target: Target) -> Path:
-    """~/.cache/dsp-deploy/latency/<model>-<target key>.json (XDG_CACHE_HOME respected)."""
+def default_table_path(model: str, target: Target, topo: Topology | None = None) -> Path:
+    """~/.cache/dsp-deploy/latency/<model>[-<H>x<W>-<classes>]-<target key>.json (XDG_CACHE_HOME respected)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dsp-deploy" / "latency" / f"{model}-{target.cache_key()}.json"
+    shape = f"-{topo.input_size[0]}x{topo.input_size[1]}-{topo.num_classes}" if topo is not None else ""
+    return Path(base) / "dsp-deploy" / "latency" / f"{model}{shape}-{target.cache_key()}.json"
 
 
 # -- measuring --------------------------------------------------------------------------------
@@ -210,14 +214,14 @@ def time_onnx(models: Mapping[str, bytes], target: Target, *, runs: int, warmup:
 
 
 def build_table(model: str, target: Target, groups: Sequence[int], *, runs: int = 15,
-                calibrate: Callable[[LatencyTable, Target], None] | None = None, num_classes: int | None = None,
-                input_size: tuple[int, int] | None = None) -> LatencyTable:
+                calibrate: Callable[[LatencyTable, Target], None] | None = None,
+                topo: Topology | None = None) -> LatencyTable:
     """Measure ``model``'s sites for G in ``groups`` (and 1) and its fixed parts on ``target``;
     ``calibrate`` (e.g. `calibrate_whole_model`) then fits scale and offset."""
     from dsp_deploy.hardware import onnx_samples
     from dsp_deploy.models import get_config, topology
 
-    topo = topology(model, num_classes, input_size)
+    topo = topo or topology(model)
     multiple = channel_multiple(target)
     sites = plan_sites(topo, groups, multiple)
     for key, site in sites.items():
@@ -256,10 +260,11 @@ def fit_calibration(table: LatencyTable, samples: Sequence[tuple[ModelStructure,
 
 
 def load_or_build(model: str, target: Target, groups: Sequence[int], *, path: str | os.PathLike[str] | None = None,
-                  runs: int = 15, calibrate: Callable[[LatencyTable, Target], None] | None = None) -> LatencyTable:
+                  runs: int = 15, calibrate: Callable[[LatencyTable, Target], None] | None = None,
+                  topo: Topology | None = None) -> LatencyTable:
     """The cached table for ``model`` on ``target`` (refused if from another target or corrupt),
     measured and saved when absent or when it lacks one of ``groups``."""
-    file = Path(path) if path else default_table_path(model, target)
+    file = Path(path) if path else default_table_path(model, target, topo)
     if file.exists():
         table = LatencyTable.load(file, target)
         if table.model != model:
@@ -269,7 +274,7 @@ def load_or_build(model: str, target: Target, groups: Sequence[int], *, path: st
             return table
         log.info("%s lacks timings for groups %s: re-measuring", file, sorted(set(groups) - have))
     log.info("measuring the latency table of %s on %s", model, target.describe())
-    table = build_table(model, target, groups, runs=runs, calibrate=calibrate)
+    table = build_table(model, target, groups, runs=runs, calibrate=calibrate, topo=topo)
     file.parent.mkdir(parents=True, exist_ok=True)
     table.save(file)
     return table

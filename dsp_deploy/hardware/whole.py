@@ -66,7 +66,7 @@ def measure_structures(structures: Mapping[str, ModelStructure], target: Target,
 
 
 def sample_structure(model: str, groups: int, beta: float, *, seed: int = 0, multiple: int | None = None,
-                     state_dict: Mapping[str, Any] | None = None) -> ModelStructure:
+                     state_dict: Mapping[str, Any] | None = None, topo: Any = None) -> ModelStructure:
     """A DSP structure of ``model``: random balanced filter groups, the pruner's global threshold
     ``beta`` on (random-init unless given) weights, aligned to ``multiple``."""
     import torch
@@ -75,15 +75,16 @@ def sample_structure(model: str, groups: int, beta: float, *, seed: int = 0, mul
     from dsp_deploy.training.pruning import GroupChannelPruner
     from dsp_deploy.training.regularizer import prunable_convs
 
-    topo = topology(model)
-    state = state_dict if state_dict is not None else random_weights(model, seed)
+    topo = topo or topology(model)
+    state = state_dict if state_dict is not None else random_weights(model, seed, topo.num_classes)
     gen = torch.Generator().manual_seed(seed)
     assignments = {s.name: torch.randperm(s.out_channels, generator=gen) % groups for s in prunable_convs(topo)}
     pruner = GroupChannelPruner(topo, state, assignments, groups, channel_multiple=multiple)
     return pruner.structure(beta)
 
 
-def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20, beta: float = 0.3):  # noqa: ANN201
+def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20, beta: float = 0.3,
+                          topo: Any = None):  # noqa: ANN201
     """A calibrator for `build_table`: times the dense model and one pruned structure whole and
     fits the table's scale and offset to them."""
     from dsp_deploy.hardware.latency import LatencyTable, fit_calibration
@@ -92,8 +93,9 @@ def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20
     from dsp_deploy.structure import dense_structure
 
     def calibrate(table: LatencyTable, target: Target) -> None:
-        pruned = sample_structure(table.model, groups, beta, multiple=channel_multiple(target))
-        structures = {"dense": dense_structure(topology(table.model)), "pruned": pruned}
+        shape = topo or topology(table.model)
+        pruned = sample_structure(table.model, groups, beta, multiple=channel_multiple(target), topo=shape)
+        structures = {"dense": dense_structure(shape), "pruned": pruned}
         measured = measure_structures(structures, target, lowering=lowering, runs=runs)
         fit_calibration(table, [(structures[k], measured[k]) for k in structures])
         table.notes = dict(table.notes or {}, calibration={k: round(v, 4) for k, v in measured.items()},
