@@ -110,6 +110,19 @@ def test_budget_search_respects_the_budget():
         pruner.search_cost(lambda s: table.predict(s, topo), 0.01)
 
 
+def test_channel_pruner_searches_the_latency_budget():
+    from dsp_deploy.baselines import L1ChannelPruner
+
+    table = synthetic_table("resnet20", 2, make_target(fingerprint=_fp("avx2")))
+    topo = topology("resnet20")
+    torch.manual_seed(0)
+    pruner = L1ChannelPruner(topo, create("resnet20").state_dict())
+    budget = 0.7 * table.predict(dense_structure(topo), topo)
+    predicted, structure = pruner.match_cost(lambda s: table.predict(s, topo), budget)
+    assert 0.9 * budget < predicted <= budget
+    assert max(layer.groups for layer in structure.layers) == 1
+
+
 def test_layer_falls_back_to_one_group_when_groups_cost_more():
     target = make_target(fingerprint=_fp("avx2"))
     topo, pruner = _pruner(synthetic_table("resnet20", 2, target, grouped_ms=50.0))  # groups never pay
@@ -137,15 +150,19 @@ def test_table_from_another_machine_is_refused(tmp_path):
 
 
 # -- CLI -----------------------------------------------------------------------------------------
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "dsp_deploy", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
-
-
 def _one_line_error(proc, fragment):
     assert proc.returncode != 0
     lines = [l for l in proc.stderr.splitlines() if l.strip() and not l.startswith(("INFO", "WARNING"))]
     assert len(lines) == 1 and "Traceback" not in proc.stderr and fragment in lines[0], proc.stderr
+
+
+def _main(capsys, *args):
+    """The CLI in-process (no interpreter start-up): exit code and stderr, as a subprocess would give."""
+    from dsp_deploy.cli.main import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +177,9 @@ def tv_files(tmp_path_factory):
     return folder
 
 
-def test_prune_torchvision_state_dict_to_speedup(tv_files):
+def test_prune_torchvision_state_dict_to_speedup(tv_files, capsys):
     out = tv_files / "pruned.pt"
-    proc = _cli("prune", tv_files / "resnet20.pth", "--model", "resnet20", "--groups", "2", "--speedup", "1.5",
+    proc = _main(capsys, "-q", "prune", tv_files / "resnet20.pth", "--model", "resnet20", "--groups", "2", "--speedup", "1.5",
                 "--latency-table", tv_files / "table.json", "--no-measure", "--no-progress", "--json", "--out", out)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
@@ -174,16 +191,17 @@ def test_prune_torchvision_state_dict_to_speedup(tv_files):
     assert load_checkpoint(out).metadata["latency"]["goal"] == "1.5x dense"
 
 
-def test_prune_bad_inputs_are_one_line(tv_files):
-    base = ("prune", tv_files / "resnet20.pth", "--model", "resnet20", "--groups", "2", "--no-measure",
+def test_prune_bad_inputs_are_one_line(tv_files, capsys):
+    base = ("-q", "prune", tv_files / "resnet20.pth", "--model", "resnet20", "--groups", "2", "--no-measure",
             "--latency-table", tv_files / "table.json")
     out = tv_files / "never.pt"
-    _one_line_error(_cli(*base, "--latency-target", "0.001", "--out", out), "out of reach")
-    _one_line_error(_cli(*base, "--speedup", "2", "--backend", "tpu", "--out", out), "unknown backend 'tpu'")
-    _one_line_error(_cli(*base, "--speedup", "2", "--flops-reduction", "0.5", "--out", out), "one pruning target")
+    _one_line_error(_main(capsys, *base, "--latency-target", "0.001", "--out", out), "out of reach")
+    _one_line_error(_main(capsys, *base, "--speedup", "2", "--backend", "tpu", "--out", out), "unknown backend 'tpu'")
+    _one_line_error(_main(capsys, *base, "--speedup", "2", "--flops-reduction", "0.5", "--out", out),
+                    "one pruning target")
     bad = tv_files / "corrupt.json"
     bad.write_text('{"format": "dsp-deploy/latency-table", "format_version": 1}')
-    _one_line_error(_cli(*base[:-1], bad, "--speedup", "2", "--out", out), "corrupt latency table")
-    _one_line_error(_cli("prune", tv_files / "resnet20.pth", "--model", "resnet32", "--groups", "2",
-                         "--flops-reduction", "0.5", "--out", out), "not a resnet32 state_dict")
+    _one_line_error(_main(capsys, *base[:-1], bad, "--speedup", "2", "--out", out), "corrupt latency table")
+    _one_line_error(_main(capsys, "-q", "prune", tv_files / "resnet20.pth", "--model", "resnet32", "--groups", "2",
+                          "--flops-reduction", "0.5", "--out", out), "not a resnet32 state_dict")
     assert not out.exists()
