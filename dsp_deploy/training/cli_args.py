@@ -67,8 +67,8 @@ def add_latency_options(parser: argparse.ArgumentParser) -> None:
                        help="prune to X times faster than the dense model on the target (predicted)")
     group.add_argument("--backend", default="ort-cpu",
                        help="target backend: ort-cpu (measured); ort-cuda, trt, torch-cuda are named but not measurable yet")
-    group.add_argument("--threads", type=int, default=1, help="target intra-op threads (default 1)")
-    group.add_argument("--batch", type=int, default=1, help="target batch size (default 1)")
+    group.add_argument("--target-threads", type=int, default=1, help="target intra-op threads (default 1)")
+    group.add_argument("--target-batch", type=int, default=1, help="target batch size (default 1)")
     group.add_argument("--latency-table", metavar="FILE",
                        help="latency table to use/write (default: ~/.cache/dsp-deploy/latency/, keyed by the machine)")
     group.add_argument("--no-measure", action="store_true",
@@ -83,5 +83,5 @@ def latency_options(args: argparse.Namespace, flops_reduction: float | None) -> 
     goal = check_goal(flops_reduction, args.latency_target, args.speedup)
     if goal is None:
         return None
-    return LatencyOptions(goal, args.backend, args.threads, args.batch, getattr(args, "channel_multiple", None),
+    return LatencyOptions(goal, args.backend, args.target_threads, args.target_batch, getattr(args, "channel_multiple", None),
                           args.latency_table, not args.no_measure)

@@ -205,3 +205,15 @@ def test_prune_bad_inputs_are_one_line(tv_files, capsys):
     _one_line_error(_main(capsys, "-q", "prune", tv_files / "resnet20.pth", "--model", "resnet32", "--groups", "2",
                           "--flops-reduction", "0.5", "--out", out), "not a resnet32 state_dict")
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_train_method_l1_to_a_speedup(tv_files, tmp_path, capsys):
+    """`train --method l1 --speedup X`: the channel method's prune stage searches predicted latency."""
+    proc = _main(capsys, "-q", "train", "--method", "l1", "--model", "resnet20", "--data", "synthetic:64",
+                 "--speedup", "1.3", "--latency-table", tv_files / "table.json", "--no-measure", "--epochs", "1",
+                 "--batch-size", "32", "--workers", "0", "--no-progress", "--json", "--out", tmp_path / "RUN")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["latency"]["predicted_ms"] <= summary["latency"]["budget_ms"]
+    assert summary["groups"] == 1 and summary["target_pct"] is None
