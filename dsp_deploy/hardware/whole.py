@@ -27,7 +27,7 @@ def random_weights(model: str, seed: int = 0, num_classes: int | None = None) ->
 
 def export_structures(structures: Mapping[str, ModelStructure], folder: str | Path, *, lowering: str = "auto",
                       state_dict: Mapping[str, Any] | None = None, cache_path: str | None = None,
-                      plan_batches: Sequence[int] | None = None) -> dict[str, Path]:
+                      plan_batches: Sequence[int] | None = None, plan_runs: int = 15) -> dict[str, Path]:
     """Export each named structure (with ``state_dict`` or random weights) to ``folder/<name>.onnx``."""
     from dsp_deploy.checkpoint import Checkpoint
     from dsp_deploy.export import export_onnx
@@ -39,7 +39,7 @@ def export_structures(structures: Mapping[str, ModelStructure], folder: str | Pa
         mode = "dense" if all(layer.is_dense for layer in structure.layers) else lowering
         path = Path(folder) / f"{name}.onnx"
         export_onnx(Checkpoint(structure.model, weights, structure), path, lowering=mode, parity=False,
-                    cache_path=cache_path, plan_batches=plan_batches)
+                    cache_path=cache_path, plan_batches=plan_batches, runs=plan_runs)
         paths[name] = path
     return paths
 
@@ -57,11 +57,11 @@ def time_files(paths: Mapping[str, Path], target: Target, *, runs: int = 20, war
 
 def measure_structures(structures: Mapping[str, ModelStructure], target: Target, *, lowering: str = "auto",
                        runs: int = 20, state_dict: Mapping[str, Any] | None = None,
-                       cache_path: str | None = None) -> dict[str, float]:
+                       cache_path: str | None = None, plan_runs: int = 15) -> dict[str, float]:
     """Export and time ``structures`` side by side: name -> median ms."""
     with tempfile.TemporaryDirectory(prefix="dsp-latency-") as tmp:
         paths = export_structures(structures, tmp, lowering=lowering, state_dict=state_dict, cache_path=cache_path,
-                                  plan_batches=(target.batch,))
+                                  plan_batches=(target.batch,), plan_runs=plan_runs)
         return time_files(paths, target, runs=runs)
 
 
