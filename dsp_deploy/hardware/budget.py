@@ -71,13 +71,17 @@ def fallback_to_one_group(table: LatencyTable, topo: Topology) -> Callable[[Mode
 
 
 def latency_record(target: dict[str, Any], goal: LatencyGoal, budget_ms: float, dense_ms: float, predicted_ms: float,
-                   measured: dict[str, float] | None, flops_reduction_pct: float) -> dict[str, Any]:
-    """What a latency-targeted result records (checkpoint metadata and the prune summary)."""
+                   measured: dict[str, dict[str, float]] | None, flops_reduction_pct: float) -> dict[str, Any]:
+    """What a latency-targeted result records (checkpoint metadata and the prune summary);
+    ``measured``: {"dense"|"pruned": {"median": ms, "min": ms}} timed side by side."""
     record = {"target": target, "goal": goal.describe(), "budget_ms": round(budget_ms, 4),
               "predicted_dense_ms": round(dense_ms, 4), "predicted_ms": round(predicted_ms, 4),
               "predicted_speedup": round(dense_ms / predicted_ms, 4) if predicted_ms > 0 else None,
               "flops_reduction_pct": round(flops_reduction_pct, 4)}
     if measured:
-        record.update(measured_ms=round(measured["pruned"], 4), measured_dense_ms=round(measured["dense"], 4),
-                      measured_speedup=round(measured["dense"] / measured["pruned"], 4))
+        dense, pruned = measured["dense"], measured["pruned"]
+        record.update(measured_ms=round(pruned["median"], 4), measured_dense_ms=round(dense["median"], 4),
+                      measured_speedup=round(dense["median"] / pruned["median"], 4),
+                      measured_min_ms=round(pruned["min"], 4), measured_dense_min_ms=round(dense["min"], 4),
+                      measured_speedup_min=round(dense["min"] / pruned["min"], 4))
     return record

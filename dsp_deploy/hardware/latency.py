@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 FORMAT_NAME = "dsp-deploy/latency-table"
 FORMAT_VERSION = 1
 GRID_POINTS = 3
+# Table samples and calibration keep the minimum of the interleaved runs, like the export planner:
+# on a shared machine it is the least disturbed estimate (medians there move 2-3x between runs).
+STAT = "min"
 
 
 def site_key(spec: ConvSpec) -> str:
@@ -195,22 +198,19 @@ def default_table_path(model: str, target: Target, topo: Topology | None = None)
 
 # -- measuring --------------------------------------------------------------------------------
 def time_onnx(models: Mapping[str, bytes], target: Target, *, runs: int, warmup: int = 3,
-              input_shape: Sequence[int] | None = None) -> dict[str, float]:
-    """Median ms of each serialized ONNX model, timed interleaved by the benchmark harness."""
-    from dsp_deploy.bench.harness import run_benchmark
-    from dsp_deploy.bench.variants import Variant
+              stat: str = STAT) -> dict[str, float]:
+    """``stat`` ms ("min" or "median") of each serialized ONNX model, timed interleaved by the
+    benchmark harness."""
+    from dsp_deploy.hardware.whole import time_files
 
     if target.backend != "ort-cpu":
         raise LatencyModelError(f"latency tables can only be measured for ort-cpu today, not {target.backend}")
     with tempfile.TemporaryDirectory(prefix="dsp-latency-") as tmp:
-        variants = []
+        paths = {}
         for i, (name, blob) in enumerate(models.items()):
-            path = Path(tmp) / f"m{i}.onnx"
-            path.write_bytes(blob)
-            variants.append(Variant(name, path, "onnx"))
-        rows = run_benchmark(variants, ("ort-cpu",), (target.batch,), threads=target.threads, runs=runs,
-                             warmup=warmup, progress=False, input_shape=input_shape)
-    return {row.variant: float(row.median_ms) for row in rows}
+            paths[name] = Path(tmp) / f"m{i}.onnx"
+            paths[name].write_bytes(blob)
+        return time_files(paths, target, runs=runs, warmup=warmup, stat=stat)
 
 
 def build_table(model: str, target: Target, groups: Sequence[int], *, runs: int = 15,
@@ -237,7 +237,8 @@ def build_table(model: str, target: Target, groups: Sequence[int], *, runs: int 
     fixed = time_onnx(onnx_samples.fixed_parts(topo, target.batch, get_config(model).family == "imagenet"),
                       target, runs=runs)
     table = LatencyTable(model, target.to_dict(), target.cache_key(), dict(library_versions()), sites,
-                         {k: round(v, 5) for k, v in fixed.items()}, notes={"runs": runs, "groups": list(groups)})
+                         {k: round(v, 5) for k, v in fixed.items()},
+                         notes={"runs": runs, "groups": list(groups), "statistic": STAT})
     if calibrate is not None:
         calibrate(table, target)
     return table

@@ -44,25 +44,34 @@ def export_structures(structures: Mapping[str, ModelStructure], folder: str | Pa
     return paths
 
 
-def time_files(paths: Mapping[str, Path], target: Target, *, runs: int = 20, warmup: int = 3) -> dict[str, float]:
-    """Median ms of each ONNX file on ``target``, interleaved, by the benchmark harness."""
+def time_files_stats(paths: Mapping[str, Path], target: Target, *, runs: int = 20,
+                     warmup: int = 3) -> dict[str, dict[str, float]]:
+    """{"median": ms, "min": ms} of each ONNX file on ``target``, interleaved, by the benchmark harness."""
     from dsp_deploy.bench.harness import run_benchmark
     from dsp_deploy.bench.variants import Variant
 
     variants = [Variant(name, Path(path), "onnx") for name, path in paths.items()]
     rows = run_benchmark(variants, ("ort-cpu",), (target.batch,), threads=target.threads, runs=runs, warmup=warmup,
                          progress=False)
-    return {row.variant: float(row.median_ms) for row in rows}
+    return {row.variant: {"median": float(row.median_ms), "min": float(row.min_ms)} for row in rows}
+
+
+def time_files(paths: Mapping[str, Path], target: Target, *, runs: int = 20, warmup: int = 3,
+               stat: str = "median") -> dict[str, float]:
+    """``stat`` ms ("median" or "min") of each ONNX file on ``target`` (see `time_files_stats`)."""
+    return {k: v[stat] for k, v in time_files_stats(paths, target, runs=runs, warmup=warmup).items()}
 
 
 def measure_structures(structures: Mapping[str, ModelStructure], target: Target, *, lowering: str = "auto",
                        runs: int = 20, state_dict: Mapping[str, Any] | None = None,
-                       cache_path: str | None = None, plan_runs: int = 15) -> dict[str, float]:
-    """Export and time ``structures`` side by side: name -> median ms."""
+                       cache_path: str | None = None, plan_runs: int = 15, stat: str = "median") -> Any:
+    """Export and time ``structures`` side by side: name -> ``stat`` ms ("median" or "min"), or
+    name -> {"median", "min"} with ``stat="both"``."""
     with tempfile.TemporaryDirectory(prefix="dsp-latency-") as tmp:
         paths = export_structures(structures, tmp, lowering=lowering, state_dict=state_dict, cache_path=cache_path,
                                   plan_batches=(target.batch,), plan_runs=plan_runs)
-        return time_files(paths, target, runs=runs)
+        stats = time_files_stats(paths, target, runs=runs)
+    return stats if stat == "both" else {k: v[stat] for k, v in stats.items()}
 
 
 def sample_structure(model: str, groups: int, beta: float, *, seed: int = 0, multiple: int | None = None,
@@ -87,7 +96,7 @@ def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20
                           topo: Any = None):  # noqa: ANN201
     """A calibrator for `build_table`: times the dense model and one pruned structure whole and
     fits the table's scale and offset to them."""
-    from dsp_deploy.hardware.latency import LatencyTable, fit_calibration
+    from dsp_deploy.hardware.latency import STAT, LatencyTable, fit_calibration
     from dsp_deploy.hardware.target import channel_multiple
     from dsp_deploy.models import topology
     from dsp_deploy.structure import dense_structure
@@ -96,7 +105,7 @@ def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20
         shape = topo or topology(table.model)
         pruned = sample_structure(table.model, groups, beta, multiple=channel_multiple(target), topo=shape)
         structures = {"dense": dense_structure(shape), "pruned": pruned}
-        measured = measure_structures(structures, target, lowering=lowering, runs=runs)
+        measured = measure_structures(structures, target, lowering=lowering, runs=runs, stat=STAT)
         fit_calibration(table, [(structures[k], measured[k]) for k in structures])
         table.notes = dict(table.notes or {}, calibration={k: round(v, 4) for k, v in measured.items()},
                            calibration_lowering=lowering)

@@ -64,7 +64,7 @@ def _finish(opts: LatencyOptions, target: Target, table: Any, topo: Any, structu
         from dsp_deploy.hardware.whole import measure_structures
 
         measured = measure_structures({"dense": dense_structure(topo), "pruned": structure}, target,
-                                      state_dict=state_dict, runs=max(opts.runs, 20))
+                                      state_dict=state_dict, runs=max(opts.runs, 20), stat="both")
     record = latency_record(target.to_dict(), opts.goal, budget, dense_ms, predicted, measured,
                             count_costs(structure, topo).flops_reduction_pct)
     record["flops"] = count_costs(structure, topo).flops

@@ -217,3 +217,14 @@ def test_train_method_l1_to_a_speedup(tv_files, tmp_path, capsys):
     summary = json.loads(proc.stdout)
     assert summary["latency"]["predicted_ms"] <= summary["latency"]["budget_ms"]
     assert summary["groups"] == 1 and summary["target_pct"] is None
+
+
+@pytest.mark.slow
+def test_prune_records_measured_latency(tv_files, tmp_path, capsys):
+    """Without --no-measure the result is exported (--lowering auto) and timed beside dense."""
+    proc = _main(capsys, "-q", "prune", tv_files / "resnet20.pth", "--model", "resnet20", "--groups", "2",
+                 "--speedup", "1.3", "--latency-table", tv_files / "table.json", "--no-progress", "--json",
+                 "--out", tmp_path / "p.pt")
+    assert proc.returncode == 0, proc.stderr
+    lat = json.loads(proc.stdout)["latency"]
+    assert lat["measured_ms"] > 0 and lat["measured_dense_ms"] > 0 and lat["measured_speedup_min"] > 0
