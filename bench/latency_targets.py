@@ -46,7 +46,8 @@ def table_for(model: str, target, work: Path, runs: int):  # noqa: ANN001, ANN20
 def random_structures(model: str, target, n: int, seed: int):  # noqa: ANN001, ANN201
     from dsp_deploy.baselines import L1ChannelPruner
     from dsp_deploy.hardware import channel_multiple
-    from dsp_deploy.hardware.whole import random_weights, sample_structure
+    from dsp_deploy.hardware.whole import random_weights
+    from dsp_deploy.training.latency_prune import sample_structure
     from dsp_deploy.models import topology
 
     rng = random.Random(seed)
@@ -153,7 +154,7 @@ def main() -> int:
     import torch
 
     from dsp_deploy.hardware import make_target
-    from dsp_deploy.hardware.target import cpu_isa, cpu_model
+    from dsp_deploy.targets import cpu_isa, cpu_model
 
     torch.set_num_threads(1)
     started, load0 = time.perf_counter(), os.getloadavg()

@@ -9,7 +9,7 @@ import functools
 import os
 import platform
 
-from dsp_deploy.hardware.target import _dist_version, cpu_isa, cpu_model, cuda_gpus, library_versions
+from dsp_deploy.targets import _dist_version, cpu_isa, cpu_model, cuda_gpus, library_versions
 
 __all__ = ["_dist_version", "cpu_isa", "cpu_model", "cuda_gpus", "library_versions", "machine_info", "usable_cores"]
 

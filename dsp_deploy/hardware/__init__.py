@@ -1,7 +1,7 @@
-"""Hardware targets and the latency model measured on them (torch-free at import)."""
+"""The latency model measured on a target (`dsp_deploy.targets`), re-exported here; torch-free at import."""
 from __future__ import annotations
 
-from dsp_deploy.hardware.target import (
+from dsp_deploy.targets import (
     BACKENDS,
     Fingerprint,
     Target,

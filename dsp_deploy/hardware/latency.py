@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dsp_deploy.errors import LatencyModelError
-from dsp_deploy.hardware.target import Target, channel_multiple, library_versions
+from dsp_deploy.targets import Target, channel_multiple, library_versions
 from dsp_deploy.models.topology import ROLE_STEM, ConvSpec, Topology
 from dsp_deploy.structure.ir import ConvStructure, ModelStructure
 

@@ -1,6 +1,6 @@
 """Whole structures on the target: export them with the exporter and time them side by side with
-the benchmark harness. Used to calibrate a latency table and to measure what a latency-targeted
-pruning gives (the predicted vs measured figures it records)."""
+the benchmark harness (which sits above this package: imported inside the functions). Used to
+calibrate a latency table and to measure what a latency-targeted pruning gives."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dsp_deploy.hardware.target import Target
+from dsp_deploy.targets import Target
 from dsp_deploy.structure.ir import ModelStructure
 
 log = logging.getLogger(__name__)
@@ -72,43 +72,3 @@ def measure_structures(structures: Mapping[str, ModelStructure], target: Target,
                                   plan_batches=(target.batch,), plan_runs=plan_runs)
         stats = time_files_stats(paths, target, runs=runs)
     return stats if stat == "both" else {k: v[stat] for k, v in stats.items()}
-
-
-def sample_structure(model: str, groups: int, beta: float, *, seed: int = 0, multiple: int | None = None,
-                     state_dict: Mapping[str, Any] | None = None, topo: Any = None) -> ModelStructure:
-    """A DSP structure of ``model``: random balanced filter groups, the pruner's global threshold
-    ``beta`` on (random-init unless given) weights, aligned to ``multiple``."""
-    import torch
-
-    from dsp_deploy.models import topology
-    from dsp_deploy.training.pruning import GroupChannelPruner
-    from dsp_deploy.training.regularizer import prunable_convs
-
-    topo = topo or topology(model)
-    state = state_dict if state_dict is not None else random_weights(model, seed, topo.num_classes)
-    gen = torch.Generator().manual_seed(seed)
-    assignments = {s.name: torch.randperm(s.out_channels, generator=gen) % groups for s in prunable_convs(topo)}
-    pruner = GroupChannelPruner(topo, state, assignments, groups, channel_multiple=multiple)
-    return pruner.structure(beta)
-
-
-def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20, beta: float = 0.3,
-                          topo: Any = None):  # noqa: ANN201
-    """A calibrator for `build_table`: times the dense model and one pruned structure whole and
-    fits the table's scale and offset to them."""
-    from dsp_deploy.hardware.latency import STAT, LatencyTable, fit_calibration
-    from dsp_deploy.hardware.target import channel_multiple
-    from dsp_deploy.models import topology
-    from dsp_deploy.structure import dense_structure
-
-    def calibrate(table: LatencyTable, target: Target) -> None:
-        shape = topo or topology(table.model)
-        pruned = sample_structure(table.model, groups, beta, multiple=channel_multiple(target), topo=shape)
-        structures = {"dense": dense_structure(shape), "pruned": pruned}
-        measured = measure_structures(structures, target, lowering=lowering, runs=runs, stat=STAT)
-        fit_calibration(table, [(structures[k], measured[k]) for k in structures])
-        table.notes = dict(table.notes or {}, calibration={k: round(v, 4) for k, v in measured.items()},
-                           calibration_lowering=lowering)
-        log.info("latency table %s calibrated: scale %.3f offset %.3f ms (%s)", table.model, table.scale,
-                 table.offset, measured)
-    return calibrate

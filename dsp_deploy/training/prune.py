@@ -102,7 +102,7 @@ def prune_checkpoint(opts: PruneOptions) -> dict[str, Any]:
         result = pruner.search(opts.flops_reduction, metric, progress=opts.progress)
         structure, beta, multiple, target_pct = result.structure, result.beta, opts.channel_multiple, result.target_pct
     else:
-        from dsp_deploy.hardware.target import channel_multiple
+        from dsp_deploy.targets import channel_multiple
         from dsp_deploy.training.latency_prune import dsp_to_budget
 
         metadata.update(channel_multiple=channel_multiple(opts.latency.target()), latency_goal=opts.latency.goal.describe())

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dsp_deploy.errors import LatencyModelError
-from dsp_deploy.hardware import Fingerprint, channel_multiple, isa_level, make_target
+from dsp_deploy.targets import Fingerprint, channel_multiple, isa_level, make_target
 from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group
 from dsp_deploy.hardware.latency import LatencyTable, plan_sites
 from dsp_deploy.models import create, topology
