@@ -245,19 +245,20 @@ def build_table(model: str, target: Target, groups: Sequence[int], *, runs: int 
 
 
 def fit_calibration(table: LatencyTable, samples: Sequence[tuple[ModelStructure, float]]) -> None:
-    """Fit ``scale`` and ``offset`` so that scale * parts + offset matches measured whole-model ms
-    (least squares; one sample fits the scale only)."""
+    """Fit ``scale`` and ``offset`` so that scale * parts + offset matches measured whole-model ms.
+
+    The first sample (the dense model) fixes the scale alone; with a second, the line through both
+    is used when its slope stays within 2x of that scale (the exporter may have lowered the pruned
+    sample densely, or load may have disturbed it: then the dense-only scale is kept)."""
     from dsp_deploy.structure.validate import topology_for
 
     xs = [table.parts_ms(s, topology_for(s)) for s, _ in samples]
     ys = [ms for _, ms in samples]
-    if len(xs) >= 2 and max(xs) - min(xs) > 1e-9:
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        scale = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-        if scale > 0:
-            table.scale, table.offset = scale, my - scale * mx
-            return
-    table.scale, table.offset = (sum(ys) / sum(xs) if sum(xs) > 0 else 1.0), 0.0
+    table.scale, table.offset = (ys[0] / xs[0] if xs[0] > 0 else 1.0), 0.0
+    if len(xs) >= 2 and abs(xs[0] - xs[1]) > 1e-9:
+        slope = (ys[0] - ys[1]) / (xs[0] - xs[1])
+        if 0.5 * table.scale <= slope <= 2.0 * table.scale:
+            table.scale, table.offset = slope, ys[0] - slope * xs[0]
 
 
 def load_or_build(model: str, target: Target, groups: Sequence[int], *, path: str | os.PathLike[str] | None = None,

@@ -51,8 +51,14 @@ def time_files_stats(paths: Mapping[str, Path], target: Target, *, runs: int = 2
     from dsp_deploy.bench.variants import Variant
 
     variants = [Variant(name, Path(path), "onnx") for name, path in paths.items()]
-    rows = run_benchmark(variants, ("ort-cpu",), (target.batch,), threads=target.threads, runs=runs, warmup=warmup,
-                         progress=False)
+    harness_log = logging.getLogger("dsp_deploy.bench.harness")
+    level = harness_log.level
+    harness_log.setLevel(logging.ERROR)  # its per-row lines and few-runs warning, once per table sample
+    try:
+        rows = run_benchmark(variants, ("ort-cpu",), (target.batch,), threads=target.threads, runs=runs,
+                             warmup=warmup, progress=False)
+    finally:
+        harness_log.setLevel(level)
     return {row.variant: {"median": float(row.median_ms), "min": float(row.min_ms)} for row in rows}
 
 
