@@ -35,7 +35,7 @@ def log(msg: str) -> None:
 
 def table_for(model: str, target, work: Path, runs: int):  # noqa: ANN001, ANN201
     from dsp_deploy.hardware.latency import load_or_build
-    from dsp_deploy.hardware.whole import calibrate_whole_model
+    from dsp_deploy.training.latency_prune import calibrate_whole_model
 
     start = time.perf_counter()
     table = load_or_build(model, target, [GROUPS[model]], path=work / f"{model}-table.json", runs=runs,
