@@ -167,6 +167,8 @@ def main() -> int:
     for model in models:
         table, seconds = table_for(model, target, work, args.table_runs)
         tables[model] = table
+        if args.structures < 1:
+            continue
         rows, median = predictor_error(model, target, table, args.structures, args.runs, args.plan_runs)
         errors.append((model, f"G={GROUPS[model]}", f"{seconds:.0f} s", f"{table.scale:.3f} / {table.offset:.3f} ms",
                        f"{100 * median['min']:.1f}%", f"{100 * median['median']:.1f}%"))

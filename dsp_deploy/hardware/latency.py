@@ -248,8 +248,8 @@ def fit_calibration(table: LatencyTable, samples: Sequence[tuple[ModelStructure,
     """Fit ``scale`` and ``offset`` so that scale * parts + offset matches measured whole-model ms.
 
     The first sample (the dense model) fixes the scale alone; with a second, the line through both
-    is used when its slope stays within 2x of that scale (the exporter may have lowered the pruned
-    sample densely, or load may have disturbed it: then the dense-only scale is kept)."""
+    is used when its slope lies within 0.2x-2x of that scale (outside, the exporter fell back to
+    dense for the pruned sample or load disturbed a timing: the dense-only scale is kept)."""
     from dsp_deploy.structure.validate import topology_for
 
     xs = [table.parts_ms(s, topology_for(s)) for s, _ in samples]
@@ -257,7 +257,7 @@ def fit_calibration(table: LatencyTable, samples: Sequence[tuple[ModelStructure,
     table.scale, table.offset = (ys[0] / xs[0] if xs[0] > 0 else 1.0), 0.0
     if len(xs) >= 2 and abs(xs[0] - xs[1]) > 1e-9:
         slope = (ys[0] - ys[1]) / (xs[0] - xs[1])
-        if 0.5 * table.scale <= slope <= 2.0 * table.scale:
+        if 0.2 * table.scale <= slope <= 2.0 * table.scale:
             table.scale, table.offset = slope, ys[0] - slope * xs[0]
 
 
