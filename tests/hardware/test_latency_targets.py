@@ -132,6 +132,20 @@ def test_layer_falls_back_to_one_group_when_groups_cost_more():
     assert max(layer.groups for layer in cheap.structure(0.3).layers) == 2
 
 
+def test_calibration_scale_and_offset():
+    from dsp_deploy.hardware.latency import fit_calibration
+
+    target = make_target(fingerprint=_fp("avx2"))
+    table = synthetic_table("resnet20", 2, target)
+    topo, pruner = _pruner(table)
+    dense, pruned = dense_structure(topo), pruner.structure(0.4)
+    x_dense, x_pruned = table.parts_ms(dense, topo), table.parts_ms(pruned, topo)
+    fit_calibration(table, [(dense, 2 * x_dense), (pruned, x_pruned + x_dense)])  # slope 1, offset x_dense
+    assert table.scale == pytest.approx(1.0) and table.offset == pytest.approx(x_dense)
+    fit_calibration(table, [(dense, 2 * x_dense), (pruned, 2 * x_dense)])  # export gave no saving: dense scale only
+    assert table.scale == pytest.approx(2.0) and table.offset == 0.0
+
+
 def test_table_from_another_machine_is_refused(tmp_path):
     here, there = make_target(fingerprint=_fp("avx2")), make_target(fingerprint=_fp("avx512"))
     path = tmp_path / "table.json"
