@@ -184,3 +184,40 @@ def dense_checkpoint(model_name: str, model: "torch.nn.Module", **metadata: Any)
     num_classes = model.fc.out_features  # type: ignore[union-attr]
     structure = dense_structure(topology(model_name, num_classes))
     return Checkpoint(model_name, model.state_dict(), structure, {}, provenance(**metadata))
+
+
+def checkpoint_from_state_dict(path: str | os.PathLike[str], model_name: str) -> Checkpoint:
+    """A plain state_dict file (a torchvision ``resnet50.pth``) as a dense checkpoint of ``model_name``.
+
+    Our ResNets use torchvision's module names, so torchvision keys map one to one (a ``module.``
+    prefix from DataParallel is dropped); loaded with ``weights_only=True``. A wrong architecture
+    or shape is a one-line ModelError naming the key (see `models.registry.load_state_dict_file`)."""
+    import torch
+
+    from dsp_deploy.models import create, get_config
+
+    get_config(model_name)
+    num_classes = None
+    try:
+        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        fc = state.get("fc.weight", state.get("module.fc.weight")) if isinstance(state, Mapping) else None
+        num_classes = int(fc.shape[0]) if fc is not None and getattr(fc, "ndim", 0) == 2 else None
+    except Exception:  # noqa: BLE001 - create() below reports the file's problem in one line
+        pass
+    model = create(model_name, num_classes, weights=os.fspath(path))
+    return dense_checkpoint(model_name, model, source=os.fspath(path), source_kind="state_dict")
+
+
+def load_checkpoint_or_weights(path: str | os.PathLike[str], model_name: str | None = None) -> Checkpoint:
+    """A dsp-deploy checkpoint, or with ``model_name`` also a plain (torchvision-style) state_dict file."""
+    if model_name is None:
+        return load_checkpoint(path)
+    try:
+        checkpoint = load_checkpoint(path)
+    except CheckpointError as exc:
+        if "not a dsp-deploy checkpoint" not in str(exc):
+            raise
+        return checkpoint_from_state_dict(path, model_name)
+    if checkpoint.model != model_name:
+        raise CheckpointError(f"{os.fspath(path)} holds a {checkpoint.model} checkpoint, not {model_name} (--model)")
+    return checkpoint

@@ -75,3 +75,7 @@ class BackendUnavailable(BenchError):
 
 class ServingError(DSPDeployError):
     """A Triton model repository or the model server cannot be built, loaded or started."""
+
+
+class LatencyModelError(DSPDeployError):
+    """A latency table cannot be measured, read or used (corrupt, other target, unknown backend)."""

@@ -22,7 +22,7 @@ from pathlib import Path
 PACKAGE = "dsp_deploy"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "utils", "layers", "profiles", "recipes"),
+    ("errors", "utils", "layers", "profiles", "recipes", "targets"),
     ("models", "structure"),
     ("checkpoint", "data"),
     ("runtime",),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +136,39 @@ class ChannelPruner:
         self.evaluations += 1
         return self._cost(count_costs(structure, self.topo)), structure
 
+    def _smallest_prefix(self, cost: Callable[[Sequence[PrunableChannel]], float], target: float,
+                         cache: dict[int, Any]) -> int:
+        """Smallest n with cost(first n units) <= target (costs only fall as n grows)."""
+        lo, hi = 0, len(self.units)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if mid not in cache:
+                cache[mid] = cost(self.units[:mid])
+            if cache[mid][0] <= target:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def match_cost(self, cost: Callable[[ModelStructure], float], budget: float, *, what: str = "latency",
+                   unit: str = "ms") -> tuple[float, ModelStructure]:
+        """The structure removing the fewest channels whose ``cost`` (e.g. predicted latency) is
+        within ``budget``: the shared search with another cost than FLOPs. Returns (cost, structure)."""
+        def evaluate(removed: Sequence[PrunableChannel]) -> tuple[float, ModelStructure]:
+            structure = self.structure_for(removed)
+            self.evaluations += 1
+            return cost(structure), structure
+
+        floor = evaluate(self.units)
+        if floor[0] > budget:
+            raise TrainingError(f"a {what} of {budget:.4g} {unit} is out of reach for channel pruning: removing every "
+                                f"prunable channel reaches {floor[0]:.4g} {unit}")
+        cache: dict[int, Any] = {len(self.units): floor}
+        n = self._smallest_prefix(evaluate, budget, cache)
+        value, structure = cache[n] if n in cache else evaluate(self.units[:n])
+        log.info("channel pruning: %d channels removed, %s %.4g %s (budget %.4g)", n, what, value, unit, budget)
+        return value, structure
+
     def match_flops(self, target_flops: int, *, tolerance: float = DEFAULT_TOLERANCE) -> ChannelPruneResult:
         """The structure whose whole-model MACs are within ``tolerance`` (relative) of ``target_flops``."""
         dense = self.dense_cost()
@@ -147,16 +180,8 @@ class ChannelPruner:
             raise TrainingError(
                 f"channel pruning cannot reach {target_flops / 1e6:.2f} MMACs: removing every prunable channel "
                 f"(keeping {len(self.units)} units' layers at their minimum) leaves {floor / 1e6:.2f} MMACs")
-        # smallest n with flops(n) <= target: flops only fall as n grows
-        lo, hi = 0, len(self.units)
         cache: dict[int, tuple[int, ModelStructure]] = {len(self.units): (floor, floor_structure)}
-        while lo < hi:
-            mid = (lo + hi) // 2
-            cache[mid] = self.flops_for(self.units[:mid])
-            if cache[mid][0] <= target_flops:
-                hi = mid
-            else:
-                lo = mid + 1
+        lo = self._smallest_prefix(self.flops_for, target_flops, cache)
         best_n = min((n for n in (lo - 1, lo) if n >= 0), key=lambda n: abs(self._cached(cache, n)[0] - target_flops))
         flops, structure = self._cached(cache, best_n)
         removed = list(self.units[:best_n])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from dsp_deploy.training.cli_args import report_summary
+from dsp_deploy.training.cli_args import add_latency_options, latency_options, report_summary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -13,7 +13,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "clustering with --groups G), per-group channel importance from the weights, one global "
                     "threshold found by bisection to hit the FLOPs target, filter pruning of each block's last "
                     "conv, dead-channel removal. Writes a checkpoint with the structure IR.")
-    parser.add_argument("checkpoint", help="train run folder, its checkpoint.pt, or any dense checkpoint")
+    parser.add_argument("checkpoint", help="train run folder, its checkpoint.pt, any dense checkpoint, or (with "
+                                           "--model) a torchvision-style state_dict file such as resnet50.pth")
+    parser.add_argument("--model", help="architecture of a plain state_dict file (e.g. resnet50 for torchvision's)")
     parser.add_argument("--flops-reduction", type=float, metavar="R",
                         help="target FLOPs reduction as a fraction, 0 < R < 1 (0.6 = 60%% fewer FLOPs)")
     parser.add_argument("--flops-metric", choices=("dsp", "total"),
@@ -24,7 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--channel-multiple", type=int, metavar="N",
                         help="hardware-aligned pruning (default off): every group's kept input-channel and "
                              "filter counts become multiples of N (at most all), e.g. 16 for ONNX Runtime's "
-                             "AVX-512 kernels; the groups and the FLOPs target are unchanged")
+                             "AVX-512 kernels; the groups and the FLOPs target are unchanged. With --latency-target/"
+                             "--speedup it defaults to the target's alignment (8 on AVX2, 16 on AVX-512/AMX)")
+    add_latency_options(parser)
     parser.add_argument("--out", required=True, metavar="P.pt", help="pruned checkpoint to write")
     parser.add_argument("--recipe", metavar="NAME|FILE",
                         help="shipped recipe name or JSON file whose 'prune' section gives defaults")
@@ -40,20 +44,38 @@ def run(args: argparse.Namespace) -> int:
     from dsp_deploy.training.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)["prune"]
-    target = args.flops_reduction if args.flops_reduction is not None else recipe["flops_reduction"]
-    if target is None:
-        raise UsageError("no target: pass --flops-reduction R (e.g. 0.6 for 60% fewer FLOPs)")
+    latency = latency_options(args, args.flops_reduction)
+    target = args.flops_reduction if args.flops_reduction is not None or latency else recipe["flops_reduction"]
+    if target is None and latency is None:
+        raise UsageError("no target: pass --flops-reduction R (e.g. 0.6 for 60% fewer FLOPs), "
+                         "--latency-target MS or --speedup X")
     summary = prune_checkpoint(PruneOptions(
         checkpoint=args.checkpoint, out=args.out, flops_reduction=target,
         flops_metric=args.flops_metric or recipe["flops_metric"],
         groups=args.groups if args.groups is not None else recipe["groups"], seed=args.seed,
-        progress=not args.no_progress,
-        channel_multiple=args.channel_multiple if args.channel_multiple is not None else recipe["channel_multiple"]))
-    return report_summary(summary, args.json, lambda s: [
-        ("checkpoint", s["checkpoint"]),
-        ("groups", f"{s['groups']} ({s['grouping']})"),
-        (f"FLOPs reduction ({s['flops_metric']})", f"{s['reduction_pct']:.2f}% (target {s['target_pct']:.1f}%)"),
-        ("FLOPs reduction (whole model)", f"{s['flops_reduction_pct']:.2f}%"),
-        ("params reduction", f"{s['params_reduction_pct']:.2f}%"),
-        ("time", f"{s['time_s']:.1f} s"),
-    ], kind="prune-summary")
+        progress=not args.no_progress, channel_multiple=args.channel_multiple if args.channel_multiple is not None
+        else (None if latency else recipe["channel_multiple"]), latency=latency, model=args.model))
+    return report_summary(summary, args.json, _rows, kind="prune-summary")
+
+
+def _rows(s: dict) -> list[tuple[str, str]]:
+    rows = [("checkpoint", s["checkpoint"]), ("groups", f"{s['groups']} ({s['grouping']})")]
+    if s.get("target_pct") is not None:
+        rows.append((f"FLOPs reduction ({s['flops_metric']})",
+                     f"{s['reduction_pct']:.2f}% (target {s['target_pct']:.1f}%)"))
+    rows.append(("FLOPs reduction (whole model)", f"{s['flops_reduction_pct']:.2f}%"))
+    lat = s.get("latency")
+    if lat:
+        fp = lat["target"]["fingerprint"]
+        rows.append(("target", f"{lat['target']['backend']}, {lat['target']['threads']} thread(s), batch "
+                               f"{lat['target']['batch']}, {fp['cpu']} ({fp['isa']}), channel multiple "
+                               f"{lat['target']['channel_multiple']}"))
+        rows.append(("latency (predicted)",
+                     f"{lat['predicted_ms']:.3f} ms vs dense {lat['predicted_dense_ms']:.3f} ms "
+                     f"({lat['predicted_speedup']:.2f}x; goal {lat['goal']})"))
+        if "measured_ms" in lat:
+            rows.append(("latency (measured)",
+                         f"{lat['measured_ms']:.3f} ms vs dense {lat['measured_dense_ms']:.3f} ms "
+                         f"({lat['measured_speedup']:.2f}x)"))
+    rows += [("params reduction", f"{s['params_reduction_pct']:.2f}%"), ("time", f"{s['time_s']:.1f} s")]
+    return rows

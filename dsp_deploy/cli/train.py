@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 
 from dsp_deploy.training.cli_args import (
+    add_latency_options,
     add_loop_options,
     add_run_options,
     data_overrides,
+    latency_options,
     loop_overrides,
     report_summary,
 )
@@ -48,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "(search/, pruned.pt, final.pt)")
     method.add_argument("--flops-metric", choices=("dsp", "total"),
                         help="FLOPs convention of the target (default: the model's, dsp for CIFAR ResNets)")
+    add_latency_options(parser)
     dpp = parser.add_argument_group("DPPNet pattern learning (models dppnet-*; default: from --recipe)")
     dpp.add_argument("--alpha", type=float,
                      help="threshold sparsity weight (authors' code default 1e-4; 8e-6 in their ImageNet "
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from dsp_deploy.training.methods import check_method
 
     check_method(args.method)
-    if args.method != "dsp" or args.flops_reduction is not None:
+    if args.method != "dsp" or args.flops_reduction is not None or args.latency_target or args.speedup:
         if args.dense:
             raise UsageError("--dense trains without pruning; it does not combine with --method/--flops-reduction")
         return _run_method(args)
@@ -90,22 +93,27 @@ def _run_method(args: argparse.Namespace) -> int:
     from dsp_deploy.training.recipe import load_recipe
 
     reduction = args.flops_reduction
-    if reduction is None:
+    latency = latency_options(args, None if args.method in ("pfs", "scp") else reduction)
+    if reduction is None and (latency is None or args.method in ("pfs", "scp")):
         reduction = load_recipe(args.recipe)["prune"]["flops_reduction"]
-    if reduction is None:
-        raise UsageError(f"--method {args.method} needs --flops-reduction R (or a --recipe with prune.flops_reduction)")
+    if reduction is None and latency is None:
+        raise UsageError(f"--method {args.method} needs --flops-reduction R, --latency-target MS or --speedup X "
+                         "(or a --recipe with prune.flops_reduction)")
+    if reduction is None and args.method in ("pfs", "scp"):
+        raise UsageError(f"--method {args.method} searches to a FLOPs ratio: give --flops-reduction R too")
     dsp = {"train": {"tau": args.tau, "group_lr": args.group_lr, "lambda": args.lam,
                      "lookahead": False if args.no_lookahead else None}}
     summary = run_method(MethodOptions(
-        method=args.method, data=args.data, out=args.out, flops_reduction=reduction, model=args.model,
+        method=args.method, data=args.data, out=args.out, flops_reduction=reduction, model=args.model, latency=latency,
         flops_metric=args.flops_metric, groups=args.groups, recipe=args.recipe, overrides=loop_overrides(args),
         stage_overrides=dsp, data_overrides=data_overrides(args), seed=args.seed, device=args.device,
         resume=args.resume, checkpoint_every=args.checkpoint_every, progress=not args.no_progress))
     return report_summary(summary, args.json, lambda s: [
         ("checkpoint", s["checkpoint"]),
         ("method", f"{s['method']} ({s['groups']} group{'s' if s['groups'] > 1 else ''} per conv)"),
-        ("FLOPs reduction", f"{s['reduction_pct']:.2f}% ({s['flops_metric']} convention; target {s['target_pct']:.1f}%)"
-                            f", whole model {s['flops_reduction_pct']:.2f}%"),
+        ("FLOPs reduction", f"{s['reduction_pct']:.2f}% ({s['flops_metric']} convention; target "
+                            + (f"{s['target_pct']:.1f}%)" if s.get("target_pct") is not None
+                               else f"{s['latency']['goal']})") + f", whole model {s['flops_reduction_pct']:.2f}%"),
         ("val accuracy", f"{s['val_accuracy']:.2f}%" if isinstance(s.get("val_accuracy"), float) else "n/a"),
         ("test accuracy", f"{s['test_accuracy']:.2f}%" if isinstance(s.get("test_accuracy"), float) else "n/a"),
         ("time", f"{s['time_s']:.0f} s"),

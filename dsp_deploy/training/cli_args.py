@@ -59,3 +59,33 @@ def report_summary(summary: Mapping[str, Any], as_json: bool,
         return 0
     print(summary_document(kind, summary) if as_json else format_table(rows(summary)))
     return 0
+
+
+def add_latency_options(parser: argparse.ArgumentParser) -> None:
+    """--latency-target / --speedup and the target they are measured on (see `dsp_deploy.hardware`)."""
+    group = parser.add_argument_group("latency target (instead of --flops-reduction; measured on this machine)")
+    group.add_argument("--latency-target", type=float, metavar="MS",
+                       help="prune to this predicted latency in ms on the target")
+    group.add_argument("--speedup", type=float, metavar="X",
+                       help="prune to X times faster than the dense model on the target (predicted)")
+    group.add_argument("--backend", default="ort-cpu",
+                       help="target backend: ort-cpu (measured); ort-cuda, trt, torch-cuda are named but not "
+                            "measurable yet")
+    group.add_argument("--target-threads", type=int, default=1, help="target intra-op threads (default 1)")
+    group.add_argument("--target-batch", type=int, default=1, help="target batch size (default 1)")
+    group.add_argument("--latency-table", metavar="FILE",
+                       help="latency table to use/write (default: ~/.cache/dsp-deploy/latency/, keyed by the machine)")
+    group.add_argument("--no-measure", action="store_true",
+                       help="do not export and time the result beside dense (record the prediction only)")
+
+
+def latency_options(args: argparse.Namespace, flops_reduction: float | None) -> Any:
+    """LatencyOptions from the parsed flags, or None for a FLOPs target (UsageError on two targets)."""
+    from dsp_deploy.hardware.budget import check_goal
+    from dsp_deploy.training.latency_prune import LatencyOptions
+
+    goal = check_goal(flops_reduction, args.latency_target, args.speedup)
+    if goal is None:
+        return None
+    return LatencyOptions(goal, args.backend, args.target_threads, args.target_batch,
+                          getattr(args, "channel_multiple", None), args.latency_table, not args.no_measure)

@@ -38,11 +38,12 @@ class MethodOptions(common.RunSettings):
     method: str
     data: str
     out: str
-    flops_reduction: float
+    flops_reduction: float | None
     model: str | None = None
     flops_metric: str | None = None
     groups: int | None = None        # dsp: G
     stage_overrides: dict[str, dict[str, Any]] | None = None  # per recipe section (method settings)
+    latency: Any = None  # latency_prune.LatencyOptions: prune to a latency budget (dsp, l1; pfs/scp prune stage)
 
 
 def check_method(method: str) -> None:
@@ -53,7 +54,12 @@ def check_method(method: str) -> None:
 def run_method(opts: MethodOptions) -> dict[str, Any]:
     """Run (or resume) the three stages of ``opts.method``; returns the summary of the final model."""
     check_method(opts.method)
-    common.check_fraction("--flops-reduction", opts.flops_reduction)
+    if opts.latency is None or opts.method in ("pfs", "scp"):  # pfs/scp searches need a FLOPs ratio
+        common.check_fraction("--flops-reduction", opts.flops_reduction)
+    elif opts.flops_reduction is not None:
+        raise UsageError("give one pruning target: --flops-reduction or a latency goal, not both")
+    if opts.latency is not None:
+        opts.latency.target()  # an unknown or unmeasurable backend fails before training
     from dsp_deploy.models import get_config
     from dsp_deploy.training.data import check_data
     from dsp_deploy.training.distributed import init_distributed, shutdown
@@ -129,12 +135,13 @@ def _prune(opts: MethodOptions, model_name: str, metric: str, search: Path, out:
     if opts.method == "dsp":
         from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
 
-        prune_checkpoint(PruneOptions(str(search), str(out), opts.flops_reduction, metric, seed=opts.seed,
-                                      progress=opts.progress))
+        prune_checkpoint(PruneOptions(str(search), str(out), None if opts.latency else opts.flops_reduction, metric,
+                                      seed=opts.seed, progress=opts.progress, latency=opts.latency))
         return
     from dsp_deploy.training.search import prune_channels
 
-    checkpoint = prune_channels(opts.method, search, opts.flops_reduction, metric, seed=opts.seed)
+    checkpoint = prune_channels(opts.method, search, opts.flops_reduction, metric, seed=opts.seed,
+                                latency=opts.latency)
     if ctx.is_main:
         from dsp_deploy.checkpoint import save_checkpoint
 
@@ -171,7 +178,9 @@ def _summary(opts: MethodOptions, final: Path, info: Any, metric: str, ctx: Any,
     ckpt = load_checkpoint(final)
     costs = count_costs(ckpt.structure)
     return {"checkpoint": str(final), "method": opts.method, "model": ckpt.model, "dataset": info.name,
-            "flops_metric": metric, "target_pct": round(100 * opts.flops_reduction, 4),
+            "flops_metric": metric,
+            "target_pct": round(100 * opts.flops_reduction, 4) if opts.flops_reduction is not None else None,
+            "latency": load_checkpoint(final.parent / "pruned.pt").metadata.get("latency") if opts.latency else None,
             "reduction_pct": costs.reduction_pct(metric), "flops_reduction_pct": costs.flops_reduction_pct,
             "dsp_flops_reduction_pct": costs.dsp_flops_reduction_pct, "groups": ckpt.structure.max_groups,
             "val_accuracy": ckpt.metadata.get("val_accuracy"), "test_accuracy": accuracy_on_test(ckpt, opts.data, ctx),

@@ -28,7 +28,7 @@ take without padding.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -180,13 +180,15 @@ class GroupChannelPruner:
 
     def __init__(self, topo: Topology, state_dict: Mapping[str, torch.Tensor],
                  assignments: Mapping[str, torch.Tensor], groups: int, metadata: Mapping[str, object] | None = None,
-                 *, channel_multiple: int | None = None):
+                 *, channel_multiple: int | None = None,
+                 finalize: Callable[[ModelStructure], ModelStructure] | None = None):
         if channel_multiple is not None and channel_multiple < 1:
             raise TrainingError(f"channel_multiple must be a positive integer, got {channel_multiple}")
         self.topo = topo
         self.groups = groups
         self.channel_multiple = channel_multiple if channel_multiple and channel_multiple > 1 else None
         self.base = dense_structure(topo, metadata)
+        self.finalize = finalize  # e.g. the latency budget's one-group fallback
         self.plans = []
         for spec in prunable_convs(topo):
             if spec.name not in assignments:
@@ -205,6 +207,8 @@ class GroupChannelPruner:
         if self.channel_multiple:
             structure = self._align(structure, self.channel_multiple)
         structure = _clear_filterless_groups(structure)
+        if self.finalize is not None:
+            structure = self.finalize(structure)
         validate_structure(structure, self.topo)
         return structure
 
@@ -275,6 +279,37 @@ class GroupChannelPruner:
         log.info("pruning threshold beta=%.6f gives a %.2f%% FLOPs reduction (%s convention, target %.1f%%)",
                  beta, value, metric, goal)
         return PruneResult(structure, beta, value, goal, metric, evaluations)
+
+
+    def search_cost(self, cost: Callable[[ModelStructure], float], budget: float, *, what: str = "latency",
+                    unit: str = "ms", iterations: int = 30,
+                    progress: bool = False) -> tuple[float, float, ModelStructure]:
+        """Bisection on beta for the lowest threshold (most importance kept) whose structure's
+        ``cost`` (e.g. predicted latency) is within ``budget``; returns (beta, cost, structure).
+        TrainingError when even pruning everything prunable stays above the budget."""
+        floor = cost(self.structure(1.0))
+        if floor > budget:
+            raise TrainingError(f"a {what} of {budget:.4g} {unit} is out of reach: the smallest allowed "
+                                f"structure (everything prunable pruned) reaches {floor:.4g} {unit}")
+        lo, hi = 0.0, 1.0
+        best = (hi, floor, self.structure(hi))
+        bar = _progress(iterations, progress)
+        for _ in range(iterations):
+            beta = (lo + hi) / 2
+            candidate = self.structure(beta)
+            value = cost(candidate)
+            bar.update(1)
+            bar.set_postfix_str(f"beta={beta:.5f} {what}={value:.4g}")
+            if value <= budget:
+                best, hi = (beta, value, candidate), beta
+            else:
+                lo = beta
+            if hi - lo < 1e-6:
+                break
+        bar.close()
+        log.info("pruning threshold beta=%.6f gives a %s of %.4g %s (budget %.4g)", best[0], what, best[1], unit,
+                 budget)
+        return best
 
 
 def _progress(total: int, enabled: bool):

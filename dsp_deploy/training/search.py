@@ -126,10 +126,12 @@ def run_search(opts: SearchOptions) -> dict[str, Any]:
         shutdown(ctx)
 
 
-def prune_channels(method: str, search: Path, reduction: float, metric: str, *, seed: int,
-                   prune_streams: bool = True) -> Any:
-    """The pruned G=1 checkpoint of ``method`` ('l1', 'pfs' or 'scp') from its stage-1 checkpoint
-    (``prune_streams=False``: L1 keeps the residual-stream channels and prunes block-inner ones only)."""
+def prune_channels(method: str, search: Path, reduction: float | None, metric: str, *, seed: int,
+                   latency: Any = None, prune_streams: bool = True) -> Any:
+    """The pruned G=1 checkpoint of ``method`` ('l1', 'pfs' or 'scp') from its stage-1 checkpoint, at
+    the FLOPs ``reduction`` or, with ``latency`` (`latency_prune.LatencyOptions`), at its latency goal
+    (the same ChannelPruner search with predicted latency as the cost). ``prune_streams=False``: L1
+    keeps the residual-stream channels and prunes block-inner ones only."""
     import torch
 
     from dsp_deploy.baselines import ChannelPruner, L1ChannelPruner
@@ -141,21 +143,32 @@ def prune_channels(method: str, search: Path, reduction: float, metric: str, *, 
 
     ckpt = load_checkpoint(search)
     topo = topology_for(ckpt.structure)
-    meta = {"method": method, "flops_metric": metric, "target_flops_reduction_pct": round(100 * reduction, 4)}
+    meta: dict[str, Any] = {"method": method, "flops_metric": metric}
+    if latency is None:
+        meta["target_flops_reduction_pct"] = round(100 * float(reduction), 4)  # type: ignore[arg-type]
+    else:
+        meta["latency_goal"] = latency.goal.describe()
     state = {k: v for k, v in ckpt.state_dict.items() if not k.startswith("pfs_gates.")}
     extra: dict[str, Any] = {}
+    record = None
     if method == "l1":
-        result = L1ChannelPruner(topo, state, metadata=meta, metric=metric,
-                                 prune_streams=prune_streams).match_reduction(reduction)
-        structure = result.structure
+        pruner = L1ChannelPruner(topo, state, metadata=meta, metric=metric, prune_streams=prune_streams)
+        structure, record = _channel_structure(pruner, reduction, latency, state)
     elif method == "pfs":
         from dsp_deploy.training.pfs import gate_scores
 
         pruner = ChannelPruner(topo, gate_scores(topo, ckpt.extra["gates"]), normalize=False, metadata=meta,
                                metric=metric)
-        structure = pruner.match_reduction(reduction).structure
         torch.manual_seed(seed + 1)  # the pruned network is trained from scratch: fresh random weights
         state = create(ckpt.model, ckpt.num_classes, in_channels=ckpt.structure.in_channels).state_dict()
+        structure, record = _channel_structure(pruner, reduction, latency, state)
+    elif method == "scp" and latency is not None:
+        from dsp_deploy.training.pfs import inner_convs
+        from dsp_deploy.training.scp import keep_probability, probability_scores
+
+        probs = {s.name: keep_probability(state[f"{s.bn}.weight"], state[f"{s.bn}.bias"]) for s in inner_convs(topo)}
+        pruner = ChannelPruner(topo, probability_scores(probs), normalize=False, metadata=meta, metric=metric)
+        structure, record = _channel_structure(pruner, reduction, latency, state)
     elif method == "scp":
         structure, extra = scp_structure(topo, state, reduction, metric, meta,
                                          float(ckpt.extra.get("delta", 0.05)))
@@ -165,11 +178,23 @@ def prune_channels(method: str, search: Path, reduction: float, metric: str, *, 
     model.load_state_dict(state)
     apply_structure(model, structure, topo)
     costs = count_costs(structure, topo)
-    log.info("%s: %.2f%% FLOPs reduction (%s convention), target %.1f%%", method, costs.reduction_pct(metric),
-             metric, 100 * reduction)
+    if record is not None:
+        meta["latency"] = record
+    log.info("%s: %.2f%% FLOPs reduction (%s convention), target %s", method, costs.reduction_pct(metric),
+             metric, latency.goal.describe() if latency is not None else f"{100 * float(reduction):.1f}%")
     return Checkpoint(ckpt.model, model.state_dict(), structure, dict(ckpt.config),
                       provenance(stage="prune", source=str(search), reduction_pct=costs.reduction_pct(metric), **meta),
                       {"stage": "prune", "complete": True, **extra})
+
+
+def _channel_structure(pruner: Any, reduction: float | None, latency: Any, state: Any) -> tuple[Any, Any]:
+    """(structure, latency record or None): the shared search at the FLOPs reduction or the latency goal."""
+    if latency is None:
+        return pruner.match_reduction(float(reduction)).structure, None  # type: ignore[arg-type]
+    from dsp_deploy.training.latency_prune import channels_to_budget
+
+    budgeted = channels_to_budget(latency, pruner, state)
+    return budgeted.structure, budgeted.record
 
 
 def scp_structure(topo: Any, state: dict[str, Any], reduction: float, metric: str, meta: dict[str, Any],

@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +21,16 @@ log = logging.getLogger(__name__)
 _TRT_MODULES = ("tensorrt", "tensorrt_rtx")  # same preference as dsp_deploy.engines.trt_module
 
 
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def cpu_model() -> str:
     """CPU model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        text = ""
+    text = _cpuinfo()
     for key in ("model name", "Model", "Hardware", "cpu model"):
         for line in text.splitlines():
             name, sep, value = line.partition(":")
@@ -34,24 +39,51 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def usable_cores() -> int:
-    """Logical cores this process may run on (affinity-aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags /proc/cpuinfo lists (empty where there is none)."""
+    for line in _cpuinfo().splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def isa_level(flags: frozenset[str] | set[str]) -> str:
+    """The target ISA level of a CPU flag set: amx, avx512, avx2, avx, sse4.2, neon or "generic"."""
+    if "avx512f" in flags and ("amx_tile" in flags or "amx-tile" in flags):
+        return "amx"
+    for flag, level in (("avx512f", "avx512"), ("avx2", "avx2"), ("avx", "avx"), ("sse4_2", "sse4.2"),
+                        ("asimd", "neon")):
+        if flag in flags:
+            return level
+    return "generic"
+
+
+def cpu_isa() -> str:
+    """The widest x86 SIMD extension the CPU reports ("AVX-512", "AVX2", "AVX", "SSE4.2"), else the
+    machine name; serving and benchmark reports print it since ONNX Runtime's kernels depend on it."""
+    flags = cpu_flags()
+    for flag, label in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"),
+                        ("asimd", "NEON")):
+        if flag in flags:
+            return label
+    return platform.machine() or "unknown"
+
+
+def _cuda_driver() -> Any:
+    for lib in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            return ctypes.CDLL(lib)
+        except OSError:
+            continue
+    return None
 
 
 @functools.lru_cache(maxsize=1)
-def cuda_gpus() -> tuple[str, ...]:
-    """Names of the CUDA GPUs the driver sees; empty without a driver or GPU."""
-    for lib in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
-        try:
-            cuda = ctypes.CDLL(lib)
-            break
-        except OSError:
-            continue
-    else:
+def cuda_devices() -> tuple[tuple[str, str | None], ...]:
+    """(name, compute capability "major.minor") of each CUDA GPU the driver sees; empty without one."""
+    cuda = _cuda_driver()
+    if cuda is None:
         return ()
     try:
         if cuda.cuInit(0) != 0:
@@ -59,33 +91,27 @@ def cuda_gpus() -> tuple[str, ...]:
         count = ctypes.c_int(0)
         if cuda.cuDeviceGetCount(ctypes.byref(count)) != 0:
             return ()
-        names = []
+        found = []
         for index in range(count.value):
-            device = ctypes.c_int(0)
-            buf = ctypes.create_string_buffer(256)
-            if cuda.cuDeviceGet(ctypes.byref(device), index) == 0 and cuda.cuDeviceGetName(buf, 256, device) == 0:
-                names.append(buf.value.decode(errors="replace"))
-            else:
-                names.append(f"cuda:{index}")
-        return tuple(names)
+            device, buf = ctypes.c_int(0), ctypes.create_string_buffer(256)
+            if cuda.cuDeviceGet(ctypes.byref(device), index) != 0:
+                found.append((f"cuda:{index}", None))
+                continue
+            named = cuda.cuDeviceGetName(buf, 256, device) == 0
+            name = buf.value.decode(errors="replace") if named else f"cuda:{index}"
+            major, minor = ctypes.c_int(0), ctypes.c_int(0)
+            ok = (cuda.cuDeviceGetAttribute(ctypes.byref(major), 75, device) == 0  # COMPUTE_CAPABILITY_MAJOR
+                  and cuda.cuDeviceGetAttribute(ctypes.byref(minor), 76, device) == 0)
+            found.append((name, f"{major.value}.{minor.value}" if ok else None))
+        return tuple(found)
     except (AttributeError, OSError) as exc:  # a broken driver install
         log.debug("CUDA driver query failed: %s", exc)
         return ()
 
 
-@functools.lru_cache(maxsize=1)
-def machine_info() -> dict[str, object]:
-    """Machine description stored in every result row."""
-    gpus = cuda_gpus()
-    return {
-        "cpu": cpu_model(),
-        "logical_cores": os.cpu_count() or 1,
-        "usable_cores": usable_cores(),
-        "gpu": gpus[0] if gpus else None,
-        "gpu_count": len(gpus),
-        "platform": platform.platform(),
-        "hostname": platform.node(),
-    }
+def cuda_gpus() -> tuple[str, ...]:
+    """Names of the CUDA GPUs the driver sees; empty without a driver or GPU."""
+    return tuple(name for name, _ in cuda_devices())
 
 
 def _dist_version(module: str) -> str | None:
@@ -127,21 +153,24 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def cpu_isa() -> str:
-    """The widest x86 SIMD extension the CPU reports ("AVX-512", "AVX2", "AVX", "SSE4.2"), else the
-    machine name; serving and benchmark reports print it since ONNX Runtime's kernels depend on it."""
+def usable_cores() -> int:
+    """Logical cores this process may run on (affinity-aware)."""
     try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        text = ""
-    flags: set[str] = set()
-    for line in text.splitlines():
-        name, sep, value = line.partition(":")
-        if sep and name.strip() in ("flags", "Features"):
-            flags = set(value.split())
-            break
-    for flag, label in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"),
-                        ("asimd", "NEON")):
-        if flag in flags:
-            return label
-    return platform.machine() or "unknown"
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=1)
+def machine_info() -> dict[str, object]:
+    """Machine description stored in every result row."""
+    gpus = cuda_gpus()
+    return {
+        "cpu": cpu_model(),
+        "logical_cores": os.cpu_count() or 1,
+        "usable_cores": usable_cores(),
+        "gpu": gpus[0] if gpus else None,
+        "gpu_count": len(gpus),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+    }

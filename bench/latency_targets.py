@@ -1,0 +1,343 @@
+"""Latency targets (hardware-aware DSP): the latency model's own error and pruning to a speedup,
+measured with ONNX Runtime CPU, 1 intra-op thread, batch 1, medians of interleaved runs, every
+model side by side with its dense network in one process, exported by the exporter with
+``--lowering auto``. Random-init weights (latency does not depend on them).
+
+- predictor error: N random structures per model (DSP at random thresholds, aligned to the
+  target; every third an L1 channel-pruned one), predicted vs measured;
+- ``--speedup 2.0`` on dense ResNet-50 (G=2) and ``--speedup 1.4`` on ResNet-20 (G=4): measured
+  speedup (targets 1.8-2.2x and 1.26-1.54x);
+- ResNet-50: the FLOPs the latency-targeted DSP model (G=2) keeps at the measured latency of the
+  L1-inner channel-pruned model at -50% and -70% FLOPs.
+
+    python bench/latency_targets.py [--structures 10] [--runs 20] [--out bench/results/latency_targets.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+GROUPS = {"resnet20": 4, "resnet56": 2, "resnet50": 2}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def table_for(model: str, target, work: Path, runs: int):
+    from dsp_deploy.hardware.latency import load_or_build
+    from dsp_deploy.training.latency_prune import calibrate_whole_model
+
+    start = time.perf_counter()
+    table = load_or_build(
+        model,
+        target,
+        [GROUPS[model]],
+        path=work / f"{model}-table.json",
+        runs=runs,
+        calibrate=calibrate_whole_model(GROUPS[model]),
+    )
+    return table, time.perf_counter() - start
+
+
+def random_structures(model: str, target, n: int, seed: int):
+    from dsp_deploy.baselines import L1ChannelPruner
+    from dsp_deploy.hardware import channel_multiple
+    from dsp_deploy.hardware.whole import random_weights
+    from dsp_deploy.models import topology
+    from dsp_deploy.training.latency_prune import sample_structure
+
+    rng = random.Random(seed)
+    state = random_weights(model, seed)
+    out = {}
+    for i in range(n):
+        if i % 3 == 2:
+            red = rng.uniform(0.2, 0.7)
+            out[f"l1-{red:.2f}"] = L1ChannelPruner(topology(model), state).match_reduction(red).structure
+        else:
+            beta = rng.uniform(0.05, 0.7)
+            out[f"dsp-b{beta:.2f}"] = sample_structure(
+                model, GROUPS[model], beta, seed=seed + i, multiple=channel_multiple(target), state_dict=state
+            )
+    return out
+
+
+def predictor_error(model: str, target, table, n: int, runs: int, plan_runs: int):
+    from dsp_deploy.hardware.whole import measure_structures
+    from dsp_deploy.structure import count_costs
+
+    structures = random_structures(model, target, n, seed=1)
+    measured = measure_structures(structures, target, runs=runs, plan_runs=plan_runs, stat="both")
+    rows, errors = [], {"min": [], "median": []}
+    for name, structure in structures.items():
+        predicted = table.predict(structure)
+        err = {k: (predicted - measured[name][k]) / measured[name][k] for k in errors}
+        for k in errors:
+            errors[k].append(abs(err[k]))
+        rows.append(
+            (
+                name,
+                f"{count_costs(structure).flops_reduction_pct:.1f}%",
+                f"{predicted:.3f}",
+                f"{measured[name]['min']:.3f}",
+                f"{100 * err['min']:+.1f}%",
+                f"{measured[name]['median']:.3f}",
+                f"{100 * err['median']:+.1f}%",
+            )
+        )
+    return rows, {k: statistics.median(v) for k, v in errors.items()}
+
+
+def prune_to(model: str, work: Path, table_path: Path, *, speedup: float | None = None, runs: int):
+    """`dsp-deploy prune DENSE.pt --groups G --speedup X` on a random-init dense checkpoint."""
+    import torch
+
+    from dsp_deploy.checkpoint import dense_checkpoint, save_checkpoint
+    from dsp_deploy.hardware.budget import LatencyGoal
+    from dsp_deploy.models import create
+    from dsp_deploy.training.latency_prune import LatencyOptions
+    from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
+
+    torch.manual_seed(0)
+    dense = work / f"{model}-dense.pt"
+    save_checkpoint(dense, dense_checkpoint(model, create(model)))
+    latency = LatencyOptions(LatencyGoal(speedup=speedup), table=str(table_path), runs=runs)
+    return prune_checkpoint(
+        PruneOptions(
+            str(dense),
+            str(work / f"{model}-x{speedup}.pt"),
+            None,
+            groups=GROUPS[model],
+            progress=False,
+            latency=latency,
+        )
+    )
+
+
+def l1_matched(target, table, runs: int, plan_runs: int):
+    """ResNet-50: L1-inner at -50%/-70% FLOPs, then DSP pruned to the L1 model's measured speedup."""
+
+    from dsp_deploy.baselines import L1ChannelPruner
+    from dsp_deploy.errors import TrainingError
+    from dsp_deploy.hardware.budget import LatencyGoal
+    from dsp_deploy.hardware.whole import measure_structures, random_weights
+    from dsp_deploy.models import topology
+    from dsp_deploy.structure import count_costs, dense_structure
+    from dsp_deploy.training.clustering import one_shot_assignments
+    from dsp_deploy.training.latency_prune import LatencyOptions, dsp_to_budget
+
+    topo = topology("resnet50")
+    state = random_weights("resnet50", 0)
+    assignments = one_shot_assignments(topo, state, 2)
+    dense = dense_structure(topo)
+    rows = []
+    for reduction in (0.5, 0.7):
+        l1 = L1ChannelPruner(topo, state, prune_streams=False).match_reduction(reduction).structure
+        first = measure_structures({"dense": dense, "l1": l1}, target, runs=runs, plan_runs=plan_runs, state_dict=state)
+        ratio = first["dense"] / first["l1"]
+        opts = LatencyOptions(LatencyGoal(speedup=ratio), measure=False)
+        try:
+            dsp = dsp_to_budget(opts, topo, state, assignments, 2, {"method": "dsp"}).structure
+        except TrainingError as exc:  # the predictor says DSP cannot get that fast
+            rows.append(
+                (
+                    f"-{100 * reduction:.0f}%",
+                    "",
+                    f"{first['l1']:.2f}",
+                    f"{ratio:.2f}x",
+                    f"out of reach: {exc}",
+                    "",
+                    "",
+                    "",
+                )
+            )
+            continue
+        both = measure_structures(
+            {"dense": dense, "l1": l1, "dsp": dsp}, target, runs=runs, plan_runs=plan_runs, state_dict=state
+        )
+        kept = {k: 100 - count_costs(s, topo).flops_reduction_pct for k, s in (("l1", l1), ("dsp", dsp))}
+        rows.append(
+            (
+                f"-{100 * reduction:.0f}%",
+                f"{kept['l1']:.1f}%",
+                f"{both['l1']:.2f}",
+                f"{both['dense'] / both['l1']:.2f}x",
+                f"{kept['dsp']:.1f}%",
+                f"{both['dsp']:.2f}",
+                f"{both['dense'] / both['dsp']:.2f}x",
+                f"{table.predict(dsp, topo):.2f}",
+            )
+        )
+        log(f"L1-inner {reduction}: {rows[-1]}")
+    return rows
+
+
+def md_table(rows: list[tuple], header: tuple[str, ...]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(out + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="resnet20,resnet56,resnet50")
+    parser.add_argument("--structures", type=int, default=10, help="random structures per model (predictor error)")
+    parser.add_argument("--runs", type=int, default=20, help="timed interleaved runs per model (median)")
+    parser.add_argument("--table-runs", type=int, default=10, help="timed runs per latency-table sample")
+    parser.add_argument("--plan-runs", type=int, default=5, help="planner runs per candidate (export --lowering auto)")
+    parser.add_argument("--skip-l1", action="store_true", help="skip the ResNet-50 L1-inner matched-latency part")
+    parser.add_argument("--work", help="folder for tables and checkpoints (default: a temporary folder)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latency_targets.md"))
+    args = parser.parse_args()
+
+    import onnxruntime as ort
+    import torch
+
+    from dsp_deploy.hardware import make_target
+    from dsp_deploy.targets import cpu_isa, cpu_model
+
+    torch.set_num_threads(1)
+    started, load0 = time.perf_counter(), os.getloadavg()
+    work = Path(args.work or tempfile.mkdtemp(prefix="latency_targets_"))
+    work.mkdir(parents=True, exist_ok=True)
+    target = make_target()
+    log(f"target: {target.describe()}  CPU {cpu_model()} ISA {cpu_isa()}")
+    models = [m for m in args.models.split(",") if m]
+    sections, errors, verdicts, tables = [], [], [], {}
+    for model in models:
+        table, seconds = table_for(model, target, work, args.table_runs)
+        tables[model] = table
+        if args.structures < 1:
+            continue
+        rows, median = predictor_error(model, target, table, args.structures, args.runs, args.plan_runs)
+        errors.append(
+            (
+                model,
+                f"G={GROUPS[model]}",
+                f"{seconds:.0f} s",
+                f"{table.scale:.3f} / {table.offset:.3f} ms",
+                f"{100 * median['min']:.1f}%",
+                f"{100 * median['median']:.1f}%",
+            )
+        )
+        verdicts.append(
+            (
+                f"{model}: predictor median abs error <= 10% (vs min / median of runs)",
+                f"{100 * median['min']:.1f}% / {100 * median['median']:.1f}%",
+                median["min"] <= 0.10,
+            )
+        )
+        sections.append(
+            f"### {model} (G={GROUPS[model]})\n\n"
+            + md_table(
+                rows,
+                ("structure", "FLOPs -", "predicted ms", "measured min ms", "error", "measured median ms", "error"),
+            )
+        )
+        log(f"{model}: median error {median}")
+    speed_rows = []
+    for model, speedup, (lo, hi) in (("resnet50", 2.0, (1.8, 2.2)), ("resnet20", 1.4, (1.26, 1.54))):
+        if model not in tables:
+            continue
+        summary = prune_to(model, work, work / f"{model}-table.json", speedup=speedup, runs=args.runs)
+        lat = summary["latency"]
+        speed_rows.append(
+            (
+                model,
+                f"G={GROUPS[model]}",
+                f"--speedup {speedup}",
+                f"{lat['predicted_speedup']:.2f}x",
+                f"{lat['measured_dense_ms']:.2f} / {lat['measured_ms']:.2f}",
+                f"{lat['measured_speedup']:.2f}x",
+                f"{lat['measured_speedup_min']:.2f}x",
+                f"{summary['flops_reduction_pct']:.1f}%",
+            )
+        )
+        verdicts.append(
+            (
+                f"{model} --speedup {speedup}: measured {lo}-{hi}x",
+                f"{lat['measured_speedup']:.2f}x",
+                lo <= lat["measured_speedup"] <= hi,
+            )
+        )
+        log(f"{model} speedup {speedup}: {speed_rows[-1]}")
+    l1_rows = (
+        []
+        if args.skip_l1 or "resnet50" not in tables
+        else l1_matched(target, tables["resnet50"], args.runs, args.plan_runs)
+    )
+    load1 = os.getloadavg()
+    command = "python bench/latency_targets.py " + " ".join(sys.argv[1:])
+    text = (
+        f"# Latency targets (ONNX Runtime CPU, 1 thread, batch 1)\n\nGenerated by `{command.strip()}` in "
+        f"{(time.perf_counter() - started) / 60:.1f} min. CPU: {cpu_model()}, ISA {cpu_isa()} "
+        f"(target {target.describe()}); ONNX Runtime {ort.__version__}; load average {load0[0]:.1f} at start, "
+        f"{load1[0]:.1f} at end (a shared 2-core machine: medians move with other work, interleaving keeps "
+        "ratios comparable). Exports with `--lowering auto` (planner runs per candidate: "
+        f"{args.plan_runs}); medians of {args.runs} interleaved runs; random-init weights.\n\n## Targets\n\n"
+        + md_table([(t, v, "met" if ok else "NOT met") for t, v, ok in verdicts], ("target", "measured", "status"))
+        + "\n\n## Latency model: build time and predictor error\n\n"
+        + md_table(
+            errors,
+            (
+                "model",
+                "groups",
+                "table build (incl. calibration)",
+                "scale / offset",
+                f"median abs error vs min ({args.structures} structures)",
+                "vs median",
+            ),
+        )
+        + "\n\n"
+        + "\n\n".join(sections)
+        + "\n\n## Pruning to a speedup (dense checkpoint, one-shot groups)\n\n"
+        + md_table(
+            speed_rows,
+            (
+                "model",
+                "groups",
+                "goal",
+                "predicted",
+                "measured median ms dense / pruned",
+                "measured speedup (medians)",
+                "(mins)",
+                "FLOPs -",
+            ),
+        )
+    )
+    if l1_rows:
+        text += (
+            "\n\n## ResNet-50: DSP (G=2) at the latency of L1-inner\n\nL1-inner = L1-norm channel pruning of the "
+            "block-inner convs only. DSP is pruned to the L1 model's measured speedup; all three measured "
+            "side by side.\n\n"
+            + md_table(
+                l1_rows,
+                (
+                    "L1-inner FLOPs",
+                    "L1 FLOPs kept",
+                    "L1 ms",
+                    "L1 speedup",
+                    "DSP FLOPs kept",
+                    "DSP ms",
+                    "DSP speedup",
+                    "DSP predicted ms",
+                ),
+            )
+        )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+"""Targets, latency tables and pruning to a latency budget: alignment per ISA, fingerprint/cache
+key refusal, the budget search on a hand-made latency table, the one-group fallback, and the CLI
+with a torchvision-style state_dict (all on synthetic tables: nothing is timed here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import torch
+
+from dsp_deploy.errors import LatencyModelError
+from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group
+from dsp_deploy.hardware.latency import LatencyTable, plan_sites
+from dsp_deploy.models import create, topology
+from dsp_deploy.structure import count_costs, dense_structure
+from dsp_deploy.targets import Fingerprint, channel_multiple, isa_level, make_target
+from dsp_deploy.training.pruning import GroupChannelPruner
+from dsp_deploy.training.regularizer import prunable_convs
+
+
+def _fp(isa: str, gpu: str | None = None) -> Fingerprint:
+    return Fingerprint("Test CPU", isa, gpu, "8.9" if gpu else None)
+
+
+@pytest.mark.parametrize(
+    "flags, level, multiple",
+    [
+        ({"sse4_2", "avx", "avx2", "fma"}, "avx2", 8),
+        ({"avx2", "avx512f", "avx512bw"}, "avx512", 16),
+        ({"avx2", "avx512f", "amx_tile", "amx_bf16"}, "amx", 16),
+        ({"sse4_2"}, "sse4.2", 4),
+        ({"asimd"}, "neon", 4),
+    ],
+)
+def test_alignment_per_isa(flags, level, multiple):
+    assert isa_level(flags) == level
+    assert channel_multiple(make_target(fingerprint=_fp(level))) == multiple
+
+
+def test_alignment_gpu_precision_and_override():
+    assert channel_multiple(make_target("trt", precision="fp16", fingerprint=_fp("avx2", "RTX"))) == 8
+    assert channel_multiple(make_target("ort-cuda", precision="fp32", fingerprint=_fp("avx2", "RTX"))) == 4
+    assert channel_multiple(make_target(fingerprint=_fp("avx512"), multiple=32)) == 32
+
+
+def test_unknown_backend_and_bad_goal():
+    from dsp_deploy.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown backend 'tpu'"):
+        make_target("tpu")
+    with pytest.raises(UsageError):
+        LatencyGoal(speedup=0.5)
+    assert LatencyGoal(speedup=2.0).budget_ms(10.0) == 5.0
+
+
+def test_cache_key_depends_on_fingerprint_and_versions():
+    a, b = make_target(fingerprint=_fp("avx2")), make_target(fingerprint=_fp("avx512"))
+    versions = {"onnxruntime": "1.0", "torch": "2.0", "tensorrt": None}
+    assert a.cache_key(versions) != b.cache_key(versions)
+    assert a.cache_key(versions) != a.cache_key(dict(versions, onnxruntime="1.1"))
+    assert a.cache_key(versions) == make_target(fingerprint=_fp("avx2")).cache_key(versions)
+
+
+def synthetic_table(model: str, groups: int, target, grouped_ms=None) -> LatencyTable:
+    """A table computed by hand: ms = 1e-6 * ci * co * k^2 * H * W * G + 0.01 (bilinear in ci, co)."""
+    topo = topology(model)
+    sites = plan_sites(topo, [groups], 8)
+    for site in sites.values():
+        k, (h, w) = site["kernel"], site["in_hw"]
+        for g, grid in site["grids"].items():
+
+            def ms(ci, co, g=int(g)):
+                if g > 1 and grouped_ms is not None:
+                    return grouped_ms
+                return 1e-6 * ci * co * k * k * h * w * g / site["stride"] ** 2 + 0.01
+
+            grid["ms"] = [[ms(ci, co) for co in grid["co"]] for ci in grid["ci"]]
+    return LatencyTable(model, target.to_dict(), target.cache_key(), {}, sites, {"head": 0.05})
+
+
+def _pruner(table, groups=2, seed=0):
+    topo = topology(table.model)
+    torch.manual_seed(seed)
+    state = create(table.model).state_dict()
+    gen = torch.Generator().manual_seed(seed)
+    assignments = {s.name: torch.randperm(s.out_channels, generator=gen) % groups for s in prunable_convs(topo)}
+    return topo, GroupChannelPruner(
+        topo, state, assignments, groups, channel_multiple=8, finalize=fallback_to_one_group(table, topo)
+    )
+
+
+def test_predictor_is_exact_on_a_bilinear_table():
+    target = make_target(fingerprint=_fp("avx2"))
+    table = synthetic_table("resnet20", 2, target)
+    topo = topology("resnet20")
+    spec = topo.conv("layer2.1.conv1")  # 32 -> 32, 3x3 at 16x16
+    layer = dense_structure(topo).layer(spec.name)
+    assert table.conv_options(spec, layer)["union"] == pytest.approx(1e-6 * 32 * 32 * 9 * 16 * 16 + 0.01)
+
+
+def test_budget_search_respects_the_budget():
+    target = make_target(fingerprint=_fp("avx2"))
+    table = synthetic_table("resnet20", 2, target)
+    topo, pruner = _pruner(table)
+    dense_ms = table.predict(dense_structure(topo), topo)
+    budget = LatencyGoal(speedup=1.5).budget_ms(dense_ms)
+    beta, predicted, structure = pruner.search_cost(lambda s: table.predict(s, topo), budget)
+    assert predicted <= budget and predicted > 0.9 * budget  # within the budget, not far below
+    assert table.predict(structure, topo) == pytest.approx(predicted)
+    assert 0 < beta < 1 and count_costs(structure, topo).flops < count_costs(dense_structure(topo), topo).flops
+    from dsp_deploy.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="out of reach"):
+        pruner.search_cost(lambda s: table.predict(s, topo), 0.01)
+
+
+def test_channel_pruner_searches_the_latency_budget():
+    from dsp_deploy.baselines import L1ChannelPruner
+
+    table = synthetic_table("resnet20", 2, make_target(fingerprint=_fp("avx2")))
+    topo = topology("resnet20")
+    torch.manual_seed(0)
+    pruner = L1ChannelPruner(topo, create("resnet20").state_dict())
+    budget = 0.7 * table.predict(dense_structure(topo), topo)
+    predicted, structure = pruner.match_cost(lambda s: table.predict(s, topo), budget)
+    assert 0.9 * budget < predicted <= budget
+    assert max(layer.groups for layer in structure.layers) == 1
+
+
+def test_layer_falls_back_to_one_group_when_groups_cost_more():
+    target = make_target(fingerprint=_fp("avx2"))
+    topo, pruner = _pruner(synthetic_table("resnet20", 2, target, grouped_ms=50.0))  # groups never pay
+    structure = pruner.structure(0.3)
+    assert all(layer.groups == 1 for layer in structure.layers)
+    _, cheap = _pruner(synthetic_table("resnet20", 2, target, grouped_ms=1e-4))  # groups always pay
+    assert max(layer.groups for layer in cheap.structure(0.3).layers) == 2
+
+
+def test_calibration_scale_and_offset():
+    from dsp_deploy.hardware.latency import fit_calibration
+
+    target = make_target(fingerprint=_fp("avx2"))
+    table = synthetic_table("resnet20", 2, target)
+    topo, pruner = _pruner(table)
+    dense, pruned = dense_structure(topo), pruner.structure(0.4)
+    x_dense, x_pruned = table.parts_ms(dense, topo), table.parts_ms(pruned, topo)
+    fit_calibration(table, [(dense, 2 * x_dense), (pruned, x_pruned + x_dense)])  # slope 1, offset x_dense
+    assert table.scale == pytest.approx(1.0) and table.offset == pytest.approx(x_dense)
+    fit_calibration(table, [(dense, 2 * x_dense), (pruned, 2 * x_dense)])  # export gave no saving: dense scale only
+    assert table.scale == pytest.approx(2.0) and table.offset == 0.0
+
+
+def test_table_from_another_machine_is_refused(tmp_path):
+    here, there = make_target(fingerprint=_fp("avx2")), make_target(fingerprint=_fp("avx512"))
+    path = tmp_path / "table.json"
+    synthetic_table("resnet20", 2, there).save(path)
+    assert LatencyTable.load(path, there).model == "resnet20"
+    with pytest.raises(LatencyModelError, match="measured on another target"):
+        LatencyTable.load(path, here)
+    data = json.loads(path.read_text())
+    data["sites"] = {"x": {"grids": {"1": {"ci": [1], "co": [1, 2], "ms": [[1.0]]}}}}
+    path.write_text(json.dumps(data))
+    with pytest.raises(LatencyModelError, match="corrupt latency table"):
+        LatencyTable.load(path, there)
+    path.write_text("{not json")
+    with pytest.raises(LatencyModelError, match="not a readable JSON"):
+        LatencyTable.load(path, there)
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+def _one_line_error(proc, fragment):
+    assert proc.returncode != 0
+    lines = [l for l in proc.stderr.splitlines() if l.strip() and not l.startswith(("INFO", "WARNING"))]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr and fragment in lines[0], proc.stderr
+
+
+def _main(capsys, *args):
+    """The CLI in-process (no interpreter start-up): exit code and stderr, as a subprocess would give."""
+    from dsp_deploy.cli.main import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
+@pytest.fixture(scope="module")
+def tv_files(tmp_path_factory):
+    """A torchvision-style state_dict (our ResNet's keys are torchvision's; a DataParallel
+    ``module.`` prefix on top) and a latency table for this machine."""
+    folder = tmp_path_factory.mktemp("tv")
+    torch.manual_seed(0)
+    state = {f"module.{k}": v for k, v in create("resnet20").state_dict().items()}
+    torch.save(state, folder / "resnet20.pth")
+    synthetic_table("resnet20", 2, make_target()).save(folder / "table.json")
+    return folder
+
+
+def test_prune_torchvision_state_dict_to_speedup(tv_files, capsys):
+    out = tv_files / "pruned.pt"
+    proc = _main(
+        capsys,
+        "-q",
+        "prune",
+        tv_files / "resnet20.pth",
+        "--model",
+        "resnet20",
+        "--groups",
+        "2",
+        "--speedup",
+        "1.5",
+        "--latency-table",
+        tv_files / "table.json",
+        "--no-measure",
+        "--no-progress",
+        "--json",
+        "--out",
+        out,
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    lat = summary["latency"]
+    assert lat["predicted_ms"] <= lat["budget_ms"] and lat["target"]["channel_multiple"] == 8
+    assert summary["channel_multiple"] == 8 and summary["flops_reduction_pct"] > 0
+    from dsp_deploy.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out).metadata["latency"]["goal"] == "1.5x dense"
+
+
+def test_prune_bad_inputs_are_one_line(tv_files, capsys):
+    base = (
+        "-q",
+        "prune",
+        tv_files / "resnet20.pth",
+        "--model",
+        "resnet20",
+        "--groups",
+        "2",
+        "--no-measure",
+        "--latency-table",
+        tv_files / "table.json",
+    )
+    out = tv_files / "never.pt"
+    _one_line_error(_main(capsys, *base, "--latency-target", "0.001", "--out", out), "out of reach")
+    _one_line_error(_main(capsys, *base, "--speedup", "2", "--backend", "tpu", "--out", out), "unknown backend 'tpu'")
+    _one_line_error(
+        _main(capsys, *base, "--speedup", "2", "--flops-reduction", "0.5", "--out", out), "one pruning target"
+    )
+    bad = tv_files / "corrupt.json"
+    bad.write_text('{"format": "dsp-deploy/latency-table", "format_version": 1}')
+    _one_line_error(_main(capsys, *base[:-1], bad, "--speedup", "2", "--out", out), "corrupt latency table")
+    _one_line_error(
+        _main(
+            capsys,
+            "-q",
+            "prune",
+            tv_files / "resnet20.pth",
+            "--model",
+            "resnet32",
+            "--groups",
+            "2",
+            "--flops-reduction",
+            "0.5",
+            "--out",
+            out,
+        ),
+        "not a resnet32 state_dict",
+    )
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_train_method_l1_to_a_speedup(tv_files, tmp_path, capsys):
+    """`train --method l1 --speedup X`: the channel method's prune stage searches predicted latency."""
+    proc = _main(
+        capsys,
+        "-q",
+        "train",
+        "--method",
+        "l1",
+        "--model",
+        "resnet20",
+        "--data",
+        "synthetic:64",
+        "--speedup",
+        "1.3",
+        "--latency-table",
+        tv_files / "table.json",
+        "--no-measure",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--json",
+        "--out",
+        tmp_path / "RUN",
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["latency"]["predicted_ms"] <= summary["latency"]["budget_ms"]
+    assert summary["groups"] == 1 and summary["target_pct"] is None
+
+
+@pytest.mark.slow
+def test_prune_records_measured_latency(tv_files, tmp_path, capsys):
+    """Without --no-measure the result is exported (--lowering auto) and timed beside dense."""
+    proc = _main(
+        capsys,
+        "-q",
+        "prune",
+        tv_files / "resnet20.pth",
+        "--model",
+        "resnet20",
+        "--groups",
+        "2",
+        "--speedup",
+        "1.3",
+        "--latency-table",
+        tv_files / "table.json",
+        "--no-progress",
+        "--json",
+        "--out",
+        tmp_path / "p.pt",
+    )
+    assert proc.returncode == 0, proc.stderr
+    lat = json.loads(proc.stdout)["latency"]
+    assert lat["measured_ms"] > 0 and lat["measured_dense_ms"] > 0 and lat["measured_speedup_min"] > 0
