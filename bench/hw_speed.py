@@ -182,8 +182,9 @@ def kernel_section(runs: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=40, help="timed runs per variant and batch (median)")
-    parser.add_argument("--channel-multiple", type=int, default=8, metavar="N",
-                        help="the target's channel alignment (8: AVX2, 16: AVX-512): pruning and export")
+    parser.add_argument("--channel-multiple", type=int, metavar="N",
+                        help="the target's channel alignment (8: AVX2, 16: AVX-512) for pruning and export "
+                             "(default: this machine's, from dsp_deploy.targets)")
     parser.add_argument("--only", default=",".join(SETTINGS), help=f"comma-separated subset of {','.join(SETTINGS)}")
     parser.add_argument("--kernels", action="store_true",
                         help="add the grouped-conv kernel efficiency table (8/16/32 filters a group vs dense)")
@@ -197,6 +198,10 @@ def main() -> int:
 
     from dsp_deploy.bench.machine import cpu_isa, cpu_model
 
+    if args.channel_multiple is None:
+        from dsp_deploy.targets import channel_multiple, make_target
+
+        args.channel_multiple = channel_multiple(make_target("ort-cpu"))
     names = [n for n in args.only.split(",") if n]
     if any(n not in SETTINGS for n in names):
         parser.error(f"--only takes {', '.join(SETTINGS)}")

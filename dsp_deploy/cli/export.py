@@ -44,7 +44,7 @@ def add_parser(subparsers: Any) -> None:
                         help="batch sizes the auto planner measures (default 1,32 for CIFAR, 1 for ImageNet)")
     parser.add_argument("--channel-multiple", type=int, metavar="N",
                         help="the target's channel alignment the auto planner pads candidates to (8: AVX2, "
-                             "16: AVX-512; default 16)")
+                             "16: AVX-512; default: this machine's)")
     parser.add_argument("--cache", metavar="FILE",
                         help="planner timing cache (default ~/.cache/dsp-deploy/export-costs.json)")
     parser.add_argument("--no-cache", action="store_true", help="measure afresh, do not read or write the cache")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dsp_deploy import targets
 from dsp_deploy.checkpoint import Checkpoint
 from dsp_deploy.errors import ExportError, UsageError
 from dsp_deploy.export.plan import ORT_CPU, TENSORRT, LoweringPlan, check_backend, check_mode
@@ -42,11 +43,10 @@ class ExportResult:
 
 
 def check_multiple(channel_multiple: int | None) -> int:
-    """The planner's channel alignment: ``channel_multiple`` checked, None -> 16 (the default)."""
-    from dsp_deploy.export.units import DEFAULT_MULTIPLE
-
+    """The planner's channel alignment: ``channel_multiple`` checked; None -> the alignment of this
+    machine's ONNX Runtime CPU kernels (8 on AVX2, 16 on AVX-512/AMX: `dsp_deploy.targets`)."""
     if channel_multiple is None:
-        return DEFAULT_MULTIPLE
+        return targets.channel_multiple(targets.make_target("ort-cpu"))
     if isinstance(channel_multiple, bool) or not isinstance(channel_multiple, int) or not 1 <= channel_multiple <= 256:
         raise UsageError(f"channel multiple must be an integer in 1..256, got {channel_multiple!r}")
     return channel_multiple
