@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsp_deploy.app.demo_steps import step_export_and_compare
+from dsp_deploy.app.demo_steps import matched_latency_lines, step_export_and_compare
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,5 @@ def format_demo_summary(summary: dict[str, Any]) -> str:
         lines += [f"    {line}" for line in res["headline"]]
     lines += ["", "  files:"] + [f"    {k:<26} {v}" for k, v in summary["files"].items()]
     if res.get("matched_latency"):
-        from dsp_deploy.compare.demo_steps import matched_latency_lines
-
         lines += ["", *matched_latency_lines(res["matched_latency"])]
     return "\n".join(lines)
