@@ -221,8 +221,9 @@ def test_prune_torchvision_state_dict_to_speedup(tv_files, capsys):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     lat = summary["latency"]
-    assert lat["predicted_ms"] <= lat["budget_ms"] and lat["target"]["channel_multiple"] == 8
-    assert summary["channel_multiple"] == 8 and summary["flops_reduction_pct"] > 0
+    here = channel_multiple(make_target())  # this machine's alignment: 8 on AVX2, 16 on AVX-512
+    assert lat["predicted_ms"] <= lat["budget_ms"] and lat["target"]["channel_multiple"] == here
+    assert summary["channel_multiple"] == here and summary["flops_reduction_pct"] > 0
     from dsp_deploy.checkpoint import load_checkpoint
 
     assert load_checkpoint(out).metadata["latency"]["goal"] == "1.5x dense"
