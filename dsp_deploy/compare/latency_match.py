@@ -318,7 +318,7 @@ LatencyTargetedPruner = Callable[..., Any]
 
 _LATENCY_TARGETED: dict[str, LatencyTargetedPruner] = {}
 MISSING_REASON = (
-    "latency-targeted DSP pruning (`prune --speedup`, issue 11) is not in this build; "
+    "latency-targeted DSP pruning (`prune --speedup`) is not registered with the accuracy-latency run yet; "
     "it plugs in via dsp_deploy.compare.latency_match.register_latency_targeted"
 )
 
