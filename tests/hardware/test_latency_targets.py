@@ -197,27 +197,15 @@ def tv_files(tmp_path_factory):
     return folder
 
 
+def _prune(tv_files) -> tuple:
+    """`prune` of the torchvision-style ResNet-20 file as two groups: the arguments every test shares."""
+    return ("-q", "prune", tv_files / "resnet20.pth", "--model", "resnet20", "--groups", "2")
+
+
 def test_prune_torchvision_state_dict_to_speedup(tv_files, capsys):
     out = tv_files / "pruned.pt"
-    proc = _main(
-        capsys,
-        "-q",
-        "prune",
-        tv_files / "resnet20.pth",
-        "--model",
-        "resnet20",
-        "--groups",
-        "2",
-        "--speedup",
-        "1.5",
-        "--latency-table",
-        tv_files / "table.json",
-        "--no-measure",
-        "--no-progress",
-        "--json",
-        "--out",
-        out,
-    )
+    proc = _main(capsys, *_prune(tv_files), "--speedup", "1.5", "--latency-table", tv_files / "table.json",
+                 "--no-measure", "--no-progress", "--json", "--out", out)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     lat = summary["latency"]
@@ -230,18 +218,7 @@ def test_prune_torchvision_state_dict_to_speedup(tv_files, capsys):
 
 
 def test_prune_bad_inputs_are_one_line(tv_files, capsys):
-    base = (
-        "-q",
-        "prune",
-        tv_files / "resnet20.pth",
-        "--model",
-        "resnet20",
-        "--groups",
-        "2",
-        "--no-measure",
-        "--latency-table",
-        tv_files / "table.json",
-    )
+    base = (*_prune(tv_files), "--no-measure", "--latency-table", tv_files / "table.json")
     out = tv_files / "never.pt"
     _one_line_error(_main(capsys, *base, "--latency-target", "0.001", "--out", out), "out of reach")
     _one_line_error(_main(capsys, *base, "--speedup", "2", "--backend", "tpu", "--out", out), "unknown backend 'tpu'")
@@ -251,23 +228,8 @@ def test_prune_bad_inputs_are_one_line(tv_files, capsys):
     bad = tv_files / "corrupt.json"
     bad.write_text('{"format": "dsp-deploy/latency-table", "format_version": 1}')
     _one_line_error(_main(capsys, *base[:-1], bad, "--speedup", "2", "--out", out), "corrupt latency table")
-    _one_line_error(
-        _main(
-            capsys,
-            "-q",
-            "prune",
-            tv_files / "resnet20.pth",
-            "--model",
-            "resnet32",
-            "--groups",
-            "2",
-            "--flops-reduction",
-            "0.5",
-            "--out",
-            out,
-        ),
-        "not a resnet32 state_dict",
-    )
+    wrong_model = [a if a != "resnet20" else "resnet32" for a in _prune(tv_files)]
+    _one_line_error(_main(capsys, *wrong_model, "--flops-reduction", "0.5", "--out", out), "not a resnet32 state_dict")
     assert not out.exists()
 
 
@@ -309,24 +271,8 @@ def test_train_method_l1_to_a_speedup(tv_files, tmp_path, capsys):
 @pytest.mark.slow
 def test_prune_records_measured_latency(tv_files, tmp_path, capsys):
     """Without --no-measure the result is exported (--lowering auto) and timed beside dense."""
-    proc = _main(
-        capsys,
-        "-q",
-        "prune",
-        tv_files / "resnet20.pth",
-        "--model",
-        "resnet20",
-        "--groups",
-        "2",
-        "--speedup",
-        "1.3",
-        "--latency-table",
-        tv_files / "table.json",
-        "--no-progress",
-        "--json",
-        "--out",
-        tmp_path / "p.pt",
-    )
+    proc = _main(capsys, *_prune(tv_files), "--speedup", "1.3", "--latency-table", tv_files / "table.json",
+                 "--no-progress", "--json", "--out", tmp_path / "p.pt")
     assert proc.returncode == 0, proc.stderr
     lat = json.loads(proc.stdout)["latency"]
     assert lat["measured_ms"] > 0 and lat["measured_dense_ms"] > 0 and lat["measured_speedup_min"] > 0
