@@ -318,8 +318,8 @@ LatencyTargetedPruner = Callable[..., Any]
 
 _LATENCY_TARGETED: dict[str, LatencyTargetedPruner] = {}
 MISSING_REASON = (
-    "latency-targeted DSP pruning (`prune --speedup`) is not registered with the accuracy-latency run yet; "
-    "it plugs in via dsp_deploy.compare.latency_match.register_latency_targeted"
+    "no latency-targeted pruner is registered as '{name}' (`prune --speedup` runs on its own; methods plug "
+    "into the accuracy-latency run via dsp_deploy.compare.latency_match.register_latency_targeted)"
 )
 
 
@@ -331,4 +331,4 @@ def register_latency_targeted(name: str, fn: LatencyTargetedPruner) -> None:
 def latency_targeted(name: str) -> tuple[LatencyTargetedPruner | None, str]:
     """(pruner, "") when ``name`` is registered, else (None, why it is missing)."""
     fn = _LATENCY_TARGETED.get(name)
-    return (fn, "") if fn is not None else (None, MISSING_REASON)
+    return (fn, "") if fn is not None else (None, MISSING_REASON.format(name=name))
