@@ -24,7 +24,7 @@ PACKAGE = "dsp_deploy"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "utils", "layers", "profiles", "recipes", "targets"),
     ("models", "structure"),
-    ("checkpoint", "data"),
+    ("checkpoint", "data", "pruning"),
     ("runtime",),
     ("reference", "checkpoint_info", "hardware", "baselines", "dppnet", "training", "export", "engines"),
     ("bench", "compare", "serving"),

@@ -8,12 +8,14 @@ Prunable *units* are whole channels:
   and the last conv of every block adding into it) and from every reader (first convs of the
   blocks, the next downsample, the classifier), so the stream itself gets narrower.
 
-A unit's importance is the L1 norm of its filter (for a stream channel: the sum over the
+A unit's importance is the L1 norm of its filter (the default ``criterion="l1"``, or any
+`dsp_deploy.pruning.criteria` criterion's per-filter score; for a stream channel: the sum over the
 stream's producers), divided by the mean over the layer's (stream's) channels so layers of any
 size and scale compare. Units are removed least important first, each layer keeping at least
-``min_keep`` of its channels; the number removed is found by bisection so the whole-model MACs
-(``CostReport.flops``) land within ``tolerance`` of the target, with a small fix-up pass when one
-removal (a wide stream channel) would jump across the tolerance window.
+``min_keep`` of its channels; the number removed is found by the shared bisection
+(`dsp_deploy.pruning.bisect_threshold`) so the whole-model MACs (``CostReport.flops``) land within
+``tolerance`` of the target, with a small fix-up pass when one removal (a wide stream channel)
+would jump across the tolerance window.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from dsp_deploy.errors import TrainingError
 from dsp_deploy.models.topology import ROLE_INNER, Topology
+from dsp_deploy.pruning import Criterion, bisect_threshold, get_criterion
 from dsp_deploy.structure import PRUNED, ModelStructure, count_costs, dense_structure, drop_dead_reads
 from dsp_deploy.structure.validate import validate_structure
 
@@ -62,10 +65,6 @@ class ChannelPruneResult:
     def error(self) -> float:
         """Relative MACs mismatch, (flops - target) / target."""
         return (self.flops - self.target_flops) / self.target_flops
-
-
-def _l1(weight: "torch.Tensor") -> list[float]:
-    return weight.detach().abs().double().flatten(1).sum(dim=1).tolist()
 
 
 def _normalized_units(kind: str, where: str, norms: list[float], min_keep: float,
@@ -136,19 +135,16 @@ class ChannelPruner:
         self.evaluations += 1
         return self._cost(count_costs(structure, self.topo)), structure
 
-    def _smallest_prefix(self, cost: Callable[[Sequence[PrunableChannel]], float], target: float,
+    def _smallest_prefix(self, cost: Callable[[Sequence[PrunableChannel]], Any], target: float,
                          cache: dict[int, Any]) -> int:
-        """Smallest n with cost(first n units) <= target (costs only fall as n grows)."""
-        lo, hi = 0, len(self.units)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if mid not in cache:
-                cache[mid] = cost(self.units[:mid])
-            if cache[mid][0] <= target:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo
+        """Smallest n with cost(first n units) <= target (costs only fall as n grows): the shared
+        bisection over the number of removed units, memoised in ``cache``."""
+        def evaluate(n: float) -> Any:
+            if int(n) not in cache:
+                cache[int(n)] = cost(self.units[:int(n)])
+            return cache[int(n)]
+
+        return int(bisect_threshold(evaluate, lambda r: r[0] <= target, 0, len(self.units), integer=True)[0])
 
     def match_cost(self, cost: Callable[[ModelStructure], float], budget: float, *, what: str = "latency",
                    unit: str = "ms") -> tuple[float, ModelStructure]:
@@ -216,19 +212,25 @@ class ChannelPruner:
 
 
 class L1ChannelPruner(ChannelPruner):
-    """Orders every prunable channel of a dense model by normalised L1 importance and builds the
-    G=1 structure that removes the first ``n`` of them."""
+    """Orders every prunable channel of a dense model by normalised L1 importance (or another
+    ``criterion``'s per-filter score) and builds the G=1 structure that removes the first ``n``."""
 
     def __init__(self, topo: Topology, state_dict: Mapping[str, "torch.Tensor"], *,
                  min_keep: float = DEFAULT_MIN_KEEP, prune_streams: bool = True,
-                 metadata: Mapping[str, object] | None = None, metric: str = "total") -> None:
+                 metadata: Mapping[str, object] | None = None, metric: str = "total",
+                 criterion: str | Criterion = "l1") -> None:
+        rate = get_criterion(criterion)
+
+        def filters(conv: str) -> list[float]:
+            return rate.filters(_weight(state_dict, conv)).tolist()
+
         scores: dict[tuple[str, str], list[float]] = {}
         for spec in topo.convs:
             if spec.role == ROLE_INNER:
-                scores[("filter", spec.name)] = _l1(_weight(state_dict, spec.name))
+                scores[("filter", spec.name)] = filters(spec.name)
         if prune_streams:
             for stream in topo.streams:
-                per_producer = [_l1(_weight(state_dict, p)) for p in stream.producers]
+                per_producer = [filters(p) for p in stream.producers]
                 scores[("stream", stream.name)] = [sum(col) for col in zip(*per_producer)]
         super().__init__(topo, scores, min_keep=min_keep, normalize=True, metadata=metadata, metric=metric)
 
@@ -242,8 +244,8 @@ def _weight(state_dict: Mapping[str, "torch.Tensor"], conv: str) -> "torch.Tenso
 
 def l1_channel_prune(topo: Topology, state_dict: Mapping[str, "torch.Tensor"], target_flops: int, *,
                      tolerance: float = DEFAULT_TOLERANCE, min_keep: float = DEFAULT_MIN_KEEP,
-                     prune_streams: bool = True) -> ChannelPruneResult:
-    """G=1 L1-norm channel pruning of a dense model to ``target_flops`` whole-model MACs."""
-    pruner = L1ChannelPruner(topo, state_dict, min_keep=min_keep, prune_streams=prune_streams,
+                     prune_streams: bool = True, criterion: str | Criterion = "l1") -> ChannelPruneResult:
+    """G=1 L1-norm (or ``criterion``) channel pruning of a dense model to ``target_flops`` whole-model MACs."""
+    pruner = L1ChannelPruner(topo, state_dict, min_keep=min_keep, prune_streams=prune_streams, criterion=criterion,
                              metadata={"method": "l1-channel", "target_flops": int(target_flops)})
     return pruner.match_flops(int(target_flops), tolerance=tolerance)

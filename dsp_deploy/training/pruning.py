@@ -2,7 +2,8 @@
 
 Given each prunable conv's filter -> group assignment (learned or one-shot):
 
-* importance of (group g, input channel c) = sum over g's filters of ||W[f, c]||^2, normalised
+* importance of (group g, input channel c) = sum over g's filters of ||W[f, c]||^2 (the default
+  ``criterion="l2sq"``; any `dsp_deploy.pruning.criteria` criterion's per-connection score), normalised
   over the channels of g; the channels of g are sorted by it and a channel is pruned when the
   cumulative importance up to and including it stays below one global threshold beta;
 * the last conv of each residual block also loses filters: filter importance ||W[f]||^2,
@@ -10,7 +11,8 @@ Given each prunable conv's filter -> group assignment (learned or one-shot):
 * dead channels go (filters nobody reads, reads of channels nobody writes, groups without
   filters read nothing), then the FLOPs reduction is measured on the structure IR.
 
-beta is found by bisection so that the reduction lands on the target.
+beta is found by the shared bisection (`dsp_deploy.pruning.bisect_threshold`) so that the
+reduction lands on the target (or the cost, e.g. predicted latency, fits a budget).
 
 Hardware-aligned pruning (``channel_multiple=N``, CLI ``--channel-multiple N``, default off):
 inside the bisection (a) each group's kept-input count and (b) each group's kept-filter count of
@@ -35,6 +37,7 @@ import torch
 
 from dsp_deploy.errors import TrainingError
 from dsp_deploy.models.topology import ROLE_BLOCK_OUT, Topology
+from dsp_deploy.pruning import Criterion, bisect_threshold, get_criterion
 from dsp_deploy.structure import PRUNED, ConvStructure, ModelStructure, count_costs, dense_structure, drop_dead_reads
 from dsp_deploy.structure.validate import live_channels, validate_structure
 from dsp_deploy.training.regularizer import prunable_convs
@@ -68,14 +71,15 @@ def _cumulative(importance: torch.Tensor) -> torch.Tensor:
 class _LayerPlan:
     """Pre-computed importances of one conv: what to keep at any threshold."""
 
-    def __init__(self, name: str, weight: torch.Tensor, assignment: torch.Tensor, groups: int, prune_filters: bool):
-        sq = weight.detach().double().pow(2).sum(dim=(2, 3))  # [F, C]
+    def __init__(self, name: str, weight: torch.Tensor, assignment: torch.Tensor, groups: int, prune_filters: bool,
+                 criterion: Criterion):
+        scores = criterion.connections(weight)  # [F, C]
         self.name = name
         self.groups = groups
         self.assignment = assignment.long()
-        group_imp = torch.zeros(groups, sq.shape[1], dtype=sq.dtype).index_add_(0, self.assignment, sq)
+        group_imp = torch.zeros(groups, scores.shape[1], dtype=scores.dtype).index_add_(0, self.assignment, scores)
         self.channel_cum = _cumulative(group_imp)  # [G, C]
-        self.filter_cum = _cumulative(sq.sum(dim=1)) if prune_filters else None  # [F]
+        self.filter_cum = _cumulative(criterion.filters(weight)) if prune_filters else None  # [F]
 
     def layer(self, base: ConvStructure, beta: float, multiple: int | None = None) -> ConvStructure:
         filters = self.assignment.clone()
@@ -176,12 +180,15 @@ def _clear_filterless_groups(structure: ModelStructure) -> ModelStructure:
 
 
 class GroupChannelPruner:
-    """Builds the pruned structure for any threshold beta and searches beta for a FLOPs target."""
+    """Builds the pruned structure for any threshold beta and searches beta for a FLOPs target.
+    ``criterion``: the weight-importance criterion (name or `Criterion`; default ``l2sq``)."""
 
     def __init__(self, topo: Topology, state_dict: Mapping[str, torch.Tensor],
                  assignments: Mapping[str, torch.Tensor], groups: int, metadata: Mapping[str, object] | None = None,
                  *, channel_multiple: int | None = None,
-                 finalize: Callable[[ModelStructure], ModelStructure] | None = None):
+                 finalize: Callable[[ModelStructure], ModelStructure] | None = None,
+                 criterion: str | Criterion = "l2sq"):
+        rate = get_criterion(criterion)
         if channel_multiple is not None and channel_multiple < 1:
             raise TrainingError(f"channel_multiple must be a positive integer, got {channel_multiple}")
         self.topo = topo
@@ -198,7 +205,7 @@ class GroupChannelPruner:
                 raise TrainingError(f"assignment must give each of the {spec.out_channels} filters a group in "
                                     f"0..{groups - 1}", layer=spec.name)
             weight = state_dict[f"{spec.name}.weight"]
-            self.plans.append(_LayerPlan(spec.name, weight, assignment, groups, spec.role == ROLE_BLOCK_OUT))
+            self.plans.append(_LayerPlan(spec.name, weight, assignment, groups, spec.role == ROLE_BLOCK_OUT, rate))
 
     def structure(self, beta: float) -> ModelStructure:
         """The validated pruned structure at threshold ``beta`` (0 = nothing pruned)."""
@@ -249,28 +256,25 @@ class GroupChannelPruner:
                progress: bool = False) -> PruneResult:
         """Bisection on beta so the ``metric`` FLOPs reduction (percent) hits ``100 * target``."""
         goal = 100.0 * target
-        lo, hi = 0.0, 1.0
-        top, top_structure = self.reduction(hi, metric)
+        top, top_structure = self.reduction(1.0, metric)
         if top < goal - tolerance_pct:
             raise TrainingError(f"a {goal:.1f}% FLOPs reduction ({metric} convention) is out of reach: "
                                 f"pruning everything prunable gives {top:.1f}%")
-        best = (abs(top - goal), hi, top, top_structure)
+        best = (abs(top - goal), 1.0, top, top_structure)
         evaluations = 1
         bar = _progress(iterations, progress)
-        for _ in range(iterations):
-            beta = (lo + hi) / 2
-            value, structure = self.reduction(beta, metric)
+
+        def probe(beta: float, result: tuple[float, ModelStructure]) -> None:
+            nonlocal best, evaluations
+            value = result[0]
             evaluations += 1
             bar.update(1)
             bar.set_postfix_str(f"beta={beta:.5f} reduction={value:.2f}%")
             if abs(value - goal) < best[0]:
-                best = (abs(value - goal), beta, value, structure)
-            if abs(value - goal) < 0.02:
-                break
-            if value < goal:
-                lo = beta
-            else:
-                hi = beta
+                best = (abs(value - goal), beta, value, result[1])
+
+        bisect_threshold(lambda beta: self.reduction(beta, metric), lambda r: r[0] >= goal, 0.0, 1.0,
+                         iterations=iterations, stop=lambda r: abs(r[0] - goal) < 0.02, on_probe=probe)
         bar.close()
         error, beta, value, structure = best
         if error > tolerance_pct:
@@ -279,7 +283,6 @@ class GroupChannelPruner:
         log.info("pruning threshold beta=%.6f gives a %.2f%% FLOPs reduction (%s convention, target %.1f%%)",
                  beta, value, metric, goal)
         return PruneResult(structure, beta, value, goal, metric, evaluations)
-
 
     def search_cost(self, cost: Callable[[ModelStructure], float], budget: float, *, what: str = "latency",
                     unit: str = "ms", iterations: int = 30,
@@ -291,22 +294,21 @@ class GroupChannelPruner:
         if floor > budget:
             raise TrainingError(f"a {what} of {budget:.4g} {unit} is out of reach: the smallest allowed "
                                 f"structure (everything prunable pruned) reaches {floor:.4g} {unit}")
-        lo, hi = 0.0, 1.0
-        best = (hi, floor, self.structure(hi))
         bar = _progress(iterations, progress)
-        for _ in range(iterations):
-            beta = (lo + hi) / 2
+
+        def evaluate(beta: float) -> tuple[float, ModelStructure]:
             candidate = self.structure(beta)
-            value = cost(candidate)
+            return cost(candidate), candidate
+
+        def probe(beta: float, result: tuple[float, ModelStructure]) -> None:
             bar.update(1)
-            bar.set_postfix_str(f"beta={beta:.5f} {what}={value:.4g}")
-            if value <= budget:
-                best, hi = (beta, value, candidate), beta
-            else:
-                lo = beta
-            if hi - lo < 1e-6:
-                break
+            bar.set_postfix_str(f"beta={beta:.5f} {what}={result[0]:.4g}")
+
+        beta, found = bisect_threshold(evaluate, lambda r: r[0] <= budget, 0.0, 1.0, iterations=iterations,
+                                       resolution=1e-6, on_probe=probe)
         bar.close()
+        value, structure = found if found is not None else (floor, self.structure(1.0))
+        best = (beta, value, structure)
         log.info("pruning threshold beta=%.6f gives a %s of %.4g %s (budget %.4g)", best[0], what, best[1], unit,
                  budget)
         return best
