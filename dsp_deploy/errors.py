@@ -22,6 +22,20 @@ class UsageError(DSPDeployError):
     exit_code = 2
 
 
+class OptionError(UsageError):
+    """An option of a library call is invalid. The message names the option (the options
+    dataclass field, e.g. ``flops_reduction``); ``named`` re-spells it, e.g. as the CLI flag."""
+
+    def __init__(self, template: str, option: str) -> None:
+        self.template = template  # the message with "{option}" where the option's name goes
+        self.option = option
+        super().__init__(template.replace("{option}", option))
+
+    def named(self, name: str) -> OptionError:
+        """The same error with the option called ``name`` (e.g. ``--flops-reduction``)."""
+        return OptionError(self.template, name)
+
+
 class ModelError(DSPDeployError):
     """Unknown model name, or a model/weights/architecture mismatch."""
 

@@ -32,14 +32,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="P.pt", help="pruned checkpoint to write")
     parser.add_argument("--recipe", metavar="NAME|FILE",
                         help="shipped recipe name or JSON file whose 'prune' section gives defaults")
+    parser.add_argument("--criterion", default="l2sq", metavar="NAME",
+                        help="weight-importance criterion: l2sq (default: squared L2 energy, the paper's) or l1 "
+                             "(L1 norm); see dsp_deploy.pruning.criteria")
     parser.add_argument("--seed", type=int, default=0, help="seed of the one-shot clustering")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(handler=run)
 
 
+FLAGS = {"flops_reduction": "--flops-reduction", "flops_metric": "--flops-metric", "groups": "--groups",
+         "channel_multiple": "--channel-multiple", "criterion": "--criterion"}
+"""Option (field) names of the pruning options -> the flags that set them, for error messages."""
+
+
 def run(args: argparse.Namespace) -> int:
-    from dsp_deploy.errors import UsageError
+    from dsp_deploy.errors import OptionError, UsageError
     from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
     from dsp_deploy.training.recipe import load_recipe
 
@@ -49,12 +57,16 @@ def run(args: argparse.Namespace) -> int:
     if target is None and latency is None:
         raise UsageError("no target: pass --flops-reduction R (e.g. 0.6 for 60% fewer FLOPs), "
                          "--latency-target MS or --speedup X")
-    summary = prune_checkpoint(PruneOptions(
-        checkpoint=args.checkpoint, out=args.out, flops_reduction=target,
-        flops_metric=args.flops_metric or recipe["flops_metric"],
-        groups=args.groups if args.groups is not None else recipe["groups"], seed=args.seed,
-        progress=not args.no_progress, channel_multiple=args.channel_multiple if args.channel_multiple is not None
-        else (None if latency else recipe["channel_multiple"]), latency=latency, model=args.model))
+    try:
+        summary = prune_checkpoint(PruneOptions(
+            checkpoint=args.checkpoint, out=args.out, flops_reduction=target,
+            flops_metric=args.flops_metric or recipe["flops_metric"],
+            groups=args.groups if args.groups is not None else recipe["groups"], seed=args.seed,
+            progress=not args.no_progress, channel_multiple=args.channel_multiple if args.channel_multiple is not None
+            else (None if latency else recipe["channel_multiple"]), latency=latency, model=args.model,
+            criterion=args.criterion))
+    except OptionError as exc:
+        raise exc.named(FLAGS.get(exc.option, exc.option)) from None
     return report_summary(summary, args.json, _rows, kind="prune-summary")
 
 

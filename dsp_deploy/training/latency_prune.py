@@ -116,9 +116,11 @@ def _finish(opts: LatencyOptions, target: Target, table: Any, topo: Any, structu
 
 
 def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any], assignments: Mapping[str, Any],
-                  groups: int, metadata: dict[str, Any], *, progress: bool = False) -> Budgeted:
-    """DSP group channel pruning with the highest threshold-kept importance whose predicted latency
-    fits the goal: group sizes in the target's channel multiple, one group where groups don't pay."""
+                  groups: int, metadata: dict[str, Any], *, progress: bool = False,
+                  criterion: str = "l2sq") -> Budgeted:
+    """DSP group channel pruning with the highest threshold-kept importance (``criterion``) whose
+    predicted latency fits the goal: group sizes in the target's channel multiple, one group where
+    groups don't pay."""
     from dsp_deploy.structure import dense_structure
     from dsp_deploy.training.pruning import GroupChannelPruner
 
@@ -126,7 +128,8 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
     multiple = channel_multiple(target)
     table = _table(opts, target, topo, groups)
     pruner = GroupChannelPruner(topo, state_dict, assignments, groups, metadata,
-                                channel_multiple=multiple, finalize=fallback_to_one_group(table, topo))
+                                channel_multiple=multiple, finalize=fallback_to_one_group(table, topo),
+                                criterion=criterion)
     dense_ms = table.predict(dense_structure(topo), topo)
     budget = opts.goal.budget_ms(dense_ms)
     beta, _, structure = pruner.search_cost(lambda s: table.predict(s, topo), budget, progress=progress)
