@@ -23,17 +23,19 @@ class UsageError(DSPDeployError):
 
 
 class OptionError(UsageError):
-    """An option of a library call is invalid. The message names the option (the options
-    dataclass field, e.g. ``flops_reduction``); ``named`` re-spells it, e.g. as the CLI flag."""
+    """An option of a library call is invalid. The message names the option as the library spells
+    it (the options dataclass field, e.g. ``flops_reduction``); ``named`` re-spells it, e.g. as
+    the command-line flag. ``option`` is the stable key, ``shown`` how the message spells it."""
 
-    def __init__(self, template: str, option: str) -> None:
+    def __init__(self, template: str, option: str, *, shown: str | None = None) -> None:
         self.template = template  # the message with "{option}" where the option's name goes
         self.option = option
-        super().__init__(template.replace("{option}", option))
+        self.shown = shown or option
+        super().__init__(template.replace("{option}", self.shown))
 
     def named(self, name: str) -> OptionError:
         """The same error with the option called ``name`` (e.g. ``--flops-reduction``)."""
-        return OptionError(self.template, name)
+        return OptionError(self.template, self.option, shown=name)
 
 
 class ModelError(DSPDeployError):

@@ -42,29 +42,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 FLAGS = {"flops_reduction": "--flops-reduction", "flops_metric": "--flops-metric", "groups": "--groups",
-         "channel_multiple": "--channel-multiple", "criterion": "--criterion"}
-"""Option (field) names of the pruning options -> the flags that set them, for error messages."""
+         "channel_multiple": "--channel-multiple", "criterion": "--criterion",
+         "target": "--flops-reduction R (e.g. 0.6 for 60% fewer FLOPs), --latency-target MS or --speedup X"}
+"""Option (field) names of the pruning options -> how the command line spells them, for errors."""
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsp_deploy.errors import OptionError, UsageError
+    from dsp_deploy.errors import OptionError
     from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
-    from dsp_deploy.training.recipe import load_recipe
 
-    recipe = load_recipe(args.recipe)["prune"]
     latency = latency_options(args, args.flops_reduction)
-    target = args.flops_reduction if args.flops_reduction is not None or latency else recipe["flops_reduction"]
-    if target is None and latency is None:
-        raise UsageError("no target: pass --flops-reduction R (e.g. 0.6 for 60% fewer FLOPs), "
-                         "--latency-target MS or --speedup X")
     try:
         summary = prune_checkpoint(PruneOptions(
-            checkpoint=args.checkpoint, out=args.out, flops_reduction=target,
-            flops_metric=args.flops_metric or recipe["flops_metric"],
-            groups=args.groups if args.groups is not None else recipe["groups"], seed=args.seed,
-            progress=not args.no_progress, channel_multiple=args.channel_multiple if args.channel_multiple is not None
-            else (None if latency else recipe["channel_multiple"]), latency=latency, model=args.model,
-            criterion=args.criterion))
+            checkpoint=args.checkpoint, out=args.out, flops_reduction=args.flops_reduction,
+            flops_metric=args.flops_metric, groups=args.groups, seed=args.seed, progress=not args.no_progress,
+            channel_multiple=args.channel_multiple, latency=latency, model=args.model, criterion=args.criterion,
+            recipe=args.recipe))
     except OptionError as exc:
         raise exc.named(FLAGS.get(exc.option, exc.option)) from None
     return report_summary(summary, args.json, _rows, kind="prune-summary")

@@ -2,8 +2,8 @@
 channel-pruned baselines matched to each DSP variant's whole-model FLOPs.
 
 DSP from a dense model uses the training stage's one-shot pruning (`dsp-deploy prune --groups G
---flops-reduction R`, i.e. ``dsp_deploy.training.prune.prune_checkpoint``) so the comparison prunes
-exactly as the product does. Dense = the same weights with the unpruned structure.
+--flops-reduction R`, in memory: ``dsp_deploy.training.dsp_prune.prune_dsp``) so the comparison
+prunes exactly as the product does. Dense = the same weights with the unpruned structure.
 """
 from __future__ import annotations
 
@@ -61,17 +61,13 @@ def load_any_checkpoint(path: str) -> "Checkpoint":
 
 def _one_shot(dense: "Checkpoint", groups: int, reduction: float, metric: str | None, seed: int,
               channel_multiple: int | None = None) -> "Checkpoint":
-    """The training stage's one-shot group pruning of ``dense`` (through temporary files);
+    """The training stage's one-shot group pruning of ``dense``, in memory;
     ``channel_multiple``: hardware-aligned pruning (``--channel-multiple``)."""
-    from dsp_deploy.checkpoint import load_checkpoint, save_checkpoint
-    from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
+    from dsp_deploy.training.dsp_prune import DSPPruneOptions, prune_dsp
 
-    with tempfile.TemporaryDirectory(prefix="dsp-compare-") as tmp:
-        src, out = Path(tmp) / "dense.pt", Path(tmp) / "dsp.pt"
-        save_checkpoint(src, dense)
-        prune_checkpoint(PruneOptions(str(src), str(out), reduction, metric, groups, seed, progress=False,
-                                      channel_multiple=channel_multiple))
-        return load_checkpoint(out)
+    options = DSPPruneOptions(flops_reduction=reduction, flops_metric=metric, groups=groups, seed=seed,
+                              channel_multiple=channel_multiple)
+    return prune_dsp(dense, options, source=str(dense.metadata.get("source") or "the dense checkpoint")).checkpoint
 
 
 def _dense_checkpoint(config: CompareConfig) -> "Checkpoint":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,12 +144,10 @@ class Runner:
         from dsp_deploy.checkpoint import load_checkpoint
 
         if method.startswith("dsp-g"):
-            from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
+            from dsp_deploy.training.dsp_prune import DSPPruneOptions, prune_dsp
 
-            with tempfile.TemporaryDirectory(prefix="dsp-frontier-") as tmp:
-                out = Path(tmp) / "pruned.pt"
-                prune_checkpoint(PruneOptions(str(source), str(out), ratio, "total", seed=seed, progress=False))
-                return load_checkpoint(out)
+            options = DSPPruneOptions(flops_reduction=ratio, flops_metric="total", seed=seed)
+            return prune_dsp(load_checkpoint(source), options, source=str(source)).checkpoint
         from dsp_deploy.training.search import prune_channels
 
         return prune_channels(method, source, ratio, "total", seed=seed, prune_streams=False)

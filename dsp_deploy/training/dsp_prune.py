@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from dsp_deploy.pruning import get_criterion
 from dsp_deploy.structure import count_costs
 from dsp_deploy.training import common
 from dsp_deploy.training.latency_prune import LatencyOptions, dsp_to_budget
+from dsp_deploy.training.recipe import load_recipe
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,8 @@ class DSPPruneOptions:
     def __post_init__(self) -> None:
         if self.latency is None:
             if self.flops_reduction is None:
-                raise OptionError("no target: give {option} (e.g. 0.6 for 60% fewer FLOPs) or a latency goal",
-                                  "flops_reduction")
+                raise OptionError("no target: pass {option}", "target",
+                                  shown="flops_reduction (e.g. 0.6 for 60% fewer FLOPs) or latency (a latency goal)")
             _check("flops_reduction", common.check_fraction, self.flops_reduction)
         elif self.flops_reduction is not None:
             raise OptionError("give one pruning target: {option} or a latency goal, not both", "flops_reduction")
@@ -73,6 +75,17 @@ class DSPPruneOptions:
             get_criterion(self.criterion)
         except UsageError as exc:
             raise OptionError(exc.detail.replace("criterion", "{option}", 1), "criterion") from None
+
+
+    @classmethod
+    def from_recipe(cls, recipe: str | Mapping[str, Any] | None, **given: Any) -> DSPPruneOptions:
+        """Options from ``given`` (fields; None = unset) with the recipe's ``prune`` section (a shipped
+        recipe name, a JSON file or a loaded recipe) as defaults: groups, flops_metric and, without a
+        latency goal, flops_reduction and channel_multiple."""
+        section = (load_recipe(recipe) if recipe is None or isinstance(recipe, str) else recipe)["prune"]
+        keys = ["groups", "flops_metric"] + (["flops_reduction", "channel_multiple"] if given.get("latency") is None
+                                             else [])
+        return cls(**{**given, **{k: section[k] for k in keys if given.get(k) is None}})
 
 
 @dataclass(frozen=True)

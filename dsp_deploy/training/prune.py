@@ -32,12 +32,14 @@ class PruneOptions:
     latency: Any = None  # latency_prune.LatencyOptions: prune to a latency budget instead of FLOPs
     model: str | None = None  # with a plain (torchvision-style) state_dict file: its architecture
     criterion: str = DEFAULT_CRITERION  # weight-importance criterion (dsp_deploy.pruning.criteria)
+    recipe: str | None = None  # recipe whose 'prune' section fills what is left None
 
     def dsp_options(self) -> DSPPruneOptions:
-        """The in-memory pruning options (validated: OptionError naming the field)."""
-        return DSPPruneOptions(flops_reduction=self.flops_reduction, flops_metric=self.flops_metric,
-                               groups=self.groups, seed=self.seed, channel_multiple=self.channel_multiple,
-                               latency=self.latency, criterion=self.criterion, progress=self.progress)
+        """The in-memory pruning options, recipe merged in (validated: OptionError naming the field)."""
+        return DSPPruneOptions.from_recipe(
+            self.recipe, flops_reduction=self.flops_reduction, flops_metric=self.flops_metric, groups=self.groups,
+            seed=self.seed, channel_multiple=self.channel_multiple, latency=self.latency, criterion=self.criterion,
+            progress=self.progress)
 
 
 def summary_of(pruned: PrunedDSP, *, checkpoint: str, source: str, world_size: int = 1,

@@ -23,7 +23,7 @@ def dense():
 
 @pytest.mark.parametrize("kwargs,needle", [
     ({"flops_reduction": 1.5}, "flops_reduction must be a fraction strictly between 0 and 1"),
-    ({}, "no target: give flops_reduction"),
+    ({}, "no target: pass flops_reduction (e.g. 0.6 for 60% fewer FLOPs) or latency"),
     ({"flops_reduction": 0.5, "groups": 0}, "groups must be a positive integer"),
     ({"flops_reduction": 0.5, "channel_multiple": 0}, "channel_multiple must be a positive integer"),
     ({"flops_reduction": 0.5, "flops_metric": "macs"}, "flops_metric must be one of dsp, total, not 'macs'"),
@@ -35,6 +35,20 @@ def test_options_are_checked_on_construction_naming_the_field(kwargs: dict, need
     assert needle in str(info.value) and "--" not in str(info.value)
     flag = "--" + info.value.option.replace("_", "-")
     assert flag in str(info.value.named(flag))  # the CLI re-spells the option as its flag
+
+
+def test_recipe_fills_what_is_left_unset() -> None:
+    from dsp_deploy.hardware.budget import LatencyGoal
+    from dsp_deploy.training.latency_prune import LatencyOptions
+
+    recipe = {"prune": {"flops_reduction": 0.6, "flops_metric": "total", "groups": 2, "channel_multiple": 4}}
+    opts = DSPPruneOptions.from_recipe(recipe, flops_reduction=0.5, groups=None, criterion="l1")
+    assert (opts.flops_reduction, opts.flops_metric, opts.groups, opts.channel_multiple) == (0.5, "total", 2, 4)
+    assert opts.criterion == "l1"
+    latency = LatencyOptions(LatencyGoal(speedup=1.5))
+    opts = DSPPruneOptions.from_recipe(recipe, latency=latency)  # a latency goal: no FLOPs target, own alignment
+    assert (opts.flops_reduction, opts.channel_multiple, opts.groups) == (None, None, 2)
+    assert DSPPruneOptions.from_recipe("cifar10_resnet20").flops_reduction is not None  # shipped, by name
 
 
 def test_prune_dsp_in_memory_matches_the_file_stage(dense, tmp_path: Path, monkeypatch) -> None:
@@ -73,3 +87,6 @@ def test_cli_names_the_flag(cli, tmp_path: Path) -> None:
                "P.pt", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--criterion must be one of l1, l2sq, not 'nope'" in proc.stderr and not (tmp_path / "P.pt").exists()
+    proc = cli("prune", "dense.pt", "--out", "P.pt", cwd=tmp_path)  # the same one line as before the options
+    assert proc.returncode == 2 and "error: no target: pass --flops-reduction R (e.g. 0.6 for 60% fewer FLOPs), " \
+        "--latency-target MS or --speedup X" in proc.stderr

@@ -1,0 +1,29 @@
+"""The accuracy-latency runner prunes DSP in memory: the same structure as the file stage, no files."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dsp_deploy.checkpoint import dense_checkpoint, save_checkpoint
+from dsp_deploy.frontier.runner import Runner
+from dsp_deploy.frontier.settings import RunSettings
+from dsp_deploy.models import create, topology
+from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
+from dsp_deploy.training.regularizer import prunable_convs
+
+
+def test_dsp_prune_in_memory(tmp_path: Path, monkeypatch) -> None:
+    torch.manual_seed(0)
+    learned = dense_checkpoint("resnet20", create("resnet20"))
+    convs = prunable_convs(topology("resnet20"))
+    learned.extra["group_logits"] = {s.name: torch.randn(2, s.out_channels) for s in convs}
+    source = tmp_path / "learned.pt"
+    save_checkpoint(source, learned)
+    monkeypatch.chdir(tmp_path)
+    runner = Runner(RunSettings("flops", ("resnet20",), (0,), "synthetic:64", 8, 1, 1, 1), tmp_path / "cache")
+    pruned = runner.prune("dsp-g2", source, 0.5, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["learned.pt"]  # no scratch file, no cache written
+    summary = prune_checkpoint(PruneOptions(str(source), str(tmp_path / "P.pt"), 0.5, "total", progress=False))
+    assert pruned.metadata["structure_sha256"] == summary["structure_sha256"]
+    assert pruned.metadata["grouping"] == "learned" and pruned.structure.max_groups == 2
