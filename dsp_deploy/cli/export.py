@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dsp_deploy.errors import UsageError
+from dsp_deploy.errors import OptionError, UsageError
+from dsp_deploy.export.options import ExportOptions
 
 
 def _batches(text: str) -> tuple[int, ...]:
@@ -64,8 +65,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either a CHECKPOINT or --model NAME (not both)")
     if args.weights and not args.model:
         raise UsageError("--weights goes with --model")
-    if args.opset is not None and not 13 <= args.opset <= 21:
-        raise UsageError(f"--opset {args.opset} is not supported (13..21; default 17)")
+    try:
+        options = ExportOptions.from_profile(args.profile, lowering=args.lowering, fp16=args.fp16, opset=args.opset,
+                                             plan_batches=args.plan_batches, channel_multiple=args.channel_multiple)
+    except OptionError as exc:
+        raise exc.named("--" + exc.option.replace("_", "-")) from None
     source: Any = args.checkpoint
     if args.model:
         import torch
@@ -74,20 +78,11 @@ def run(args: argparse.Namespace) -> int:
 
         torch.manual_seed(0)
         source = create(args.model, weights=args.weights)
-    options: dict[str, Any] = {"lowering": "auto", "fp16": False, "opset": 17, "plan_batches": None,
-                               "channel_multiple": None}
-    if args.profile:
-        from dsp_deploy.export.profiles import load_profile
-
-        options.update(load_profile(args.profile))
-    for key in options:
-        if getattr(args, key, None) is not None:
-            options[key] = getattr(args, key)
     cache = None if args.no_cache else (args.cache or str(default_cache_path()))
     if args.format == "torch":
         return _run_torch(args, source, options, cache)
     result = export_onnx(source, args.out, parity=not args.no_parity, model_name=args.model, cache_path=cache,
-                         **options)
+                         **options.kwargs())
     print(result.plan.table())
     parity = ", ".join(f"batch {b}: {d:.2e}" for b, d in result.parity_max_diff.items()) or "skipped"
     grouped = result.node_counts.get("Conv", 0)
@@ -96,15 +91,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_torch(args: argparse.Namespace, source: Any, options: dict[str, Any], cache: str | None) -> int:
+def _run_torch(args: argparse.Namespace, source: Any, options: ExportOptions, cache: str | None) -> int:
     """``--format torch``: write the lowered torch module (no fp16/opset: cast with ``.half()`` after loading)."""
     from dsp_deploy.export.torch_module import export_torch
 
-    if options["fp16"]:
+    if options.fp16:
         raise UsageError("--format torch writes float32 weights; call .half() on the loaded module instead of --fp16")
-    result = export_torch(source, args.out, lowering=options["lowering"], parity=not args.no_parity,
-                          model_name=args.model, cache_path=cache, plan_batches=options["plan_batches"],
-                          channel_multiple=options["channel_multiple"])
+    kwargs = options.kwargs()
+    result = export_torch(source, args.out, lowering=options.lowering, parity=not args.no_parity,
+                          model_name=args.model, cache_path=cache, plan_batches=kwargs["plan_batches"],
+                          channel_multiple=options.channel_multiple)
     print(result.plan.table())
     parity = ", ".join(f"batch {b}: {d:.2e}" for b, d in result.parity_max_diff.items()) or "skipped"
     print(f"wrote {result.onnx_path} (torch module, {result.node_counts.get('Conv', 0)} Conv, "

@@ -85,7 +85,7 @@ def engine_from_checkpoint(
     it can measure) times blocks at OPT and MAX. ``build_options`` go to ``build_engine``.
     """
     from dsp_deploy.export import export_onnx, plan_path_for
-    from dsp_deploy.export.profiles import load_profile
+    from dsp_deploy.export.options import ExportOptions
 
     check_precision(precision)
     opt_level = build_options.get("opt_level")
@@ -97,9 +97,8 @@ def engine_from_checkpoint(
         raise UsageError(f"--out {out}: give the engine path (the ONNX is written beside it as {out.stem}.onnx)")
     onnx_path = out.with_suffix(".onnx")
     source = checkpoint if not isinstance(checkpoint, (str, os.PathLike)) else load_any_checkpoint(checkpoint)
-    options = load_profile(PROFILES[precision])
-    options["plan_batches"] = sorted({opt, high})
-    result = export_onnx(source, onnx_path, flavour=flavour, **options)
+    options = ExportOptions.from_profile(PROFILES[precision], plan_batches=sorted({opt, high}))
+    result = export_onnx(source, onnx_path, flavour=flavour, **options.kwargs())
     try:
         manifest = build_engine(onnx_path, out, batch=(low, opt, high), flavour=flavour,
                                 precision=PRECISIONS[precision], **build_options)
