@@ -40,6 +40,7 @@ from dsp_deploy.models.topology import ROLE_BLOCK_OUT, Topology
 from dsp_deploy.pruning import Criterion, bisect_threshold, get_criterion
 from dsp_deploy.structure import PRUNED, ConvStructure, ModelStructure, count_costs, dense_structure, drop_dead_reads
 from dsp_deploy.structure.validate import live_channels, validate_structure
+from dsp_deploy.training.alignment import align_filters, align_reads, top_aligned
 from dsp_deploy.training.regularizer import prunable_convs
 
 log = logging.getLogger(__name__)
@@ -88,86 +89,20 @@ class _LayerPlan:
             if multiple:
                 for g in range(self.groups):
                     members = torch.nonzero(self.assignment == g).flatten()
-                    keep_f = _top(self.filter_cum[members], int((~drop[members]).sum()), multiple)
+                    keep_f = top_aligned(self.filter_cum[members], int((~drop[members]).sum()), multiple)
                     drop[members] = True
                     drop[members[keep_f]] = False
             filters[drop] = PRUNED
         keep = self.channel_cum >= beta
         if multiple:
-            keep = torch.stack([torch.zeros_like(keep[g]).index_fill_(0, _top(self.channel_cum[g], int(keep[g].sum()),
-                                                                              multiple), True)
-                                for g in range(self.groups)])
+            keep = torch.stack([
+                torch.zeros_like(keep[g]).index_fill_(0, top_aligned(self.channel_cum[g], int(keep[g].sum()), multiple),
+                                                      True)
+                for g in range(self.groups)])
         has_filters = torch.zeros(self.groups, dtype=torch.bool)
         has_filters[filters[filters >= 0]] = True
         inputs = [torch.nonzero(keep[g]).flatten().tolist() if has_filters[g] else [] for g in range(self.groups)]
         return base.replace(filter_groups=filters.tolist(), group_inputs=inputs, groups=self.groups)
-
-
-def _top(cum: torch.Tensor, count: int, multiple: int) -> torch.Tensor:
-    """Indices of the ``count`` entries with the largest ``cum`` after rounding ``count`` to the
-    nearest multiple of ``multiple`` (at least one multiple, at most every entry)."""
-    n = cum.numel()
-    if n > multiple:
-        count = _nearest(max(count, 1), multiple, n)
-    return torch.argsort(cum, descending=True, stable=True)[:count]
-
-
-def _nearest(count: int, multiple: int, limit: int) -> int:
-    """``count`` rounded to the nearest multiple (at least one, at most ``limit``); 0 stays 0."""
-    return 0 if count == 0 else min(limit, max(multiple, int(round(count / multiple)) * multiple))
-
-
-def _align_filters(structure: ModelStructure, producer: _LayerPlan, consumer: _LayerPlan, inputs: list[set[int]],
-                   readers: list[int], multiple: int) -> ModelStructure:
-    """Round each group of ``producer`` to a multiple of live filters: revive the dead filters of
-    the group the consumer rates highest (read by the consumer group rating each highest), or
-    prune the live ones it rates lowest (no longer read; never emptying a consumer group)."""
-    layer = structure.layer(producer.name)
-    filters = list(layer.filter_groups)
-
-    def best(f: int) -> int:
-        return max(readers, key=lambda h: float(consumer.channel_cum[h, f]))
-
-    def score(f: int) -> float:
-        return float(consumer.channel_cum[best(f), f])
-
-    for g in range(layer.groups):
-        live = [f for f, fg in enumerate(filters) if fg == g]
-        members = torch.nonzero(producer.assignment == g).flatten().tolist()
-        want = _nearest(len(live), multiple, len(members))
-        if want > len(live):
-            for f in sorted((f for f in members if filters[f] == PRUNED), key=score, reverse=True)[:want - len(live)]:
-                filters[f] = g
-                inputs[best(f)].add(f)
-        elif want < len(live):
-            drop = len(live) - want
-            for f in sorted(live, key=score):
-                if drop and all(inputs[h] - {f} for h in readers):
-                    filters[f] = PRUNED
-                    for h in readers:
-                        inputs[h].discard(f)
-                    drop -= 1
-    if filters == list(layer.filter_groups):
-        return structure
-    return structure.with_layers({producer.name: layer.replace(filter_groups=filters, groups=layer.groups)})
-
-
-def _align_reads(cum: torch.Tensor, inputs: list[set[int]], h: int, readers: list[int], live: set[int],
-                 multiple: int, fed_by_conv: bool) -> None:
-    """Round group ``h``'s read count to the nearest multiple: add its most important unread live
-    channels, or drop its least important reads (when its source is a conv, only reads another
-    group shares, so no producer filter dies); rounds up when it cannot round down."""
-    chans = inputs[h]
-    want = _nearest(len(chans), multiple, len(live))
-    if want < len(chans):
-        shared = set().union(*(inputs[k] for k in readers if k != h))
-        removable = sorted((c for c in chans if not fed_by_conv or c in shared), key=lambda c: float(cum[c]))
-        if len(removable) >= len(chans) - want:
-            chans.difference_update(removable[:len(chans) - want])
-            return
-        want = min(len(live), -(-len(chans) // multiple) * multiple)
-    if want > len(chans):
-        chans.update(sorted(live - chans, key=lambda c: -float(cum[c]))[:want - len(chans)])
 
 
 def _clear_filterless_groups(structure: ModelStructure) -> ModelStructure:
@@ -236,11 +171,11 @@ class GroupChannelPruner:
                 continue
             producer = plans.get(spec.reads)
             if producer is not None:
-                structure = _align_filters(structure, producer, plan, inputs, readers, multiple)
+                structure = align_filters(structure, producer, plan, inputs, readers, multiple)
             live = live_channels(structure, self.topo, spec.reads)
             fed_by_conv = not (spec.reads == "input" or spec.reads.startswith("stream:"))
             for h in readers:
-                _align_reads(plan.channel_cum[h], inputs, h, readers, live, multiple, fed_by_conv)
+                align_reads(plan.channel_cum[h], inputs, h, readers, live, multiple, fed_by_conv)
             layer = structure.layer(spec.name)
             updated = [tuple(sorted(chans)) for chans in inputs]
             if updated != list(layer.group_inputs):
