@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dsp_deploy.cli import as_flag
 from dsp_deploy.errors import OptionError, UsageError
 from dsp_deploy.export.options import ExportOptions
 
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         options = ExportOptions.from_profile(args.profile, lowering=args.lowering, fp16=args.fp16, opset=args.opset,
                                              plan_batches=args.plan_batches, channel_multiple=args.channel_multiple)
     except OptionError as exc:
-        raise exc.named("--" + exc.option.replace("_", "-")) from None
+        raise as_flag(exc) from None
     source: Any = args.checkpoint
     if args.model:
         import torch

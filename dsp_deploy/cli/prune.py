@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from dsp_deploy.cli import as_flag
 from dsp_deploy.training.cli_args import add_latency_options, latency_options, report_summary
 
 
@@ -41,10 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-FLAGS = {"flops_reduction": "--flops-reduction", "flops_metric": "--flops-metric", "groups": "--groups",
-         "channel_multiple": "--channel-multiple", "criterion": "--criterion",
-         "target": "--flops-reduction R (e.g. 0.6 for 60% fewer FLOPs), --latency-target MS or --speedup X"}
-"""Option (field) names of the pruning options -> how the command line spells them, for errors."""
+SPELLED = {"target": "--flops-reduction R (e.g. 0.6 for 60% fewer FLOPs), --latency-target MS or --speedup X"}
+"""How the command line spells the pruning options that are not one flag (the others: --flag-name)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             channel_multiple=args.channel_multiple, latency=latency, model=args.model, criterion=args.criterion,
             recipe=args.recipe))
     except OptionError as exc:
-        raise exc.named(FLAGS.get(exc.option, exc.option)) from None
+        raise as_flag(exc, SPELLED) from None
     return report_summary(summary, args.json, _rows, kind="prune-summary")
 
 
