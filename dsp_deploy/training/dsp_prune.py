@@ -76,7 +76,6 @@ class DSPPruneOptions:
         except UsageError as exc:
             raise OptionError(exc.detail.replace("criterion", "{option}", 1), "criterion") from None
 
-
     @classmethod
     def from_recipe(cls, recipe: str | Mapping[str, Any] | None, **given: Any) -> DSPPruneOptions:
         """Options from ``given`` (fields; None = unset) with the recipe's ``prune`` section (a shipped
