@@ -107,12 +107,11 @@ def narrow_plain_graph(plain: "Graph") -> dict[str, str]:
     """Narrow the plain graph's residual streams to their live channels before planning, so the
     planner measures the blocks as they will run; returns {stream: "before->after"}."""
     from dsp_deploy.export.passes import NarrowStreams
-    from dsp_deploy.export.passes.narrow_streams import NARROWED
 
     result = NarrowStreams().run(plain)
     for anchor, reason in result.skipped.items():
         log.debug("stream at %s kept its width: %s", anchor, reason)
-    return {name: f"{before}->{after}" for name, (before, after) in plain.meta.get(NARROWED, {}).items()}
+    return {name: f"{before}->{after}" for name, (before, after) in plain.context.narrowed.items()}
 
 
 @dataclass

@@ -93,7 +93,7 @@ def conv_graph(layer: ConvStructure, size: int = 6, seed: int = 0, relu: bool = 
     rng = np.random.default_rng(seed)
     graph = Graph([ValueInfo("x", "float32", ("batch", layer.in_channels, size, size))],
                   [ValueInfo("y", "float32", ("batch", layer.out_channels, size, size))])
-    graph.meta["structure"] = {layer.name: layer}
+    graph.context.structure = {layer.name: layer}
     bias = rng.standard_normal(layer.out_channels).astype(np.float32)
     bias[[f for f, g in enumerate(layer.filter_groups) if g == PRUNED]] = 0
     k = layer.kernel_size

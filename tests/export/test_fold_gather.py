@@ -68,7 +68,7 @@ def test_plain_pruned_layer_folds_zero_padding_for_the_next_conv_without_selecti
 
     def graph(index, layer=None, consumer=True):
         g = _conv_gather(index, pad=1)
-        g.meta["structure"] = {"c": layer or ConvStructure.dense("c", 4, 6, 3, 1)}
+        g.context.structure = {"c": layer or ConvStructure.dense("c", 4, 6, 3, 1)}
         if consumer:  # Gather -> 1x1 Conv -> y
             gather = g.nodes[-1]
             gather.outputs = ["gathered"]

@@ -51,7 +51,7 @@ def test_streams_keep_only_live_channels_exactly(l1):
         assert width < stream.channels
         for producer in stream.producers:
             assert graph.consts[graph.find_layer(producer).inputs[1]].shape[0] == width
-            assert PRUNED not in graph.meta["structure"][producer].filter_groups  # pruned alike: all dropped
+            assert PRUNED not in graph.context.structure[producer].filter_groups  # pruned alike: all dropped
         for consumer in stream.consumers:
             node = graph.find_layer(consumer, "Gemm" if consumer == "fc" else "Conv")
             assert graph.consts[node.inputs[1]].shape[1] == width
@@ -77,7 +77,7 @@ def test_producer_pruning_a_channel_live_elsewhere_writes_zeros(l1):
     before = run(graph, x16())
     assert NarrowStreams().run(graph).applied == 3
     live = sorted(live_channels(structure, topo, "stream:stem"))
-    narrowed = graph.meta["structure"]["layer1.1.conv2"]
+    narrowed = graph.context.structure["layer1.1.conv2"]
     assert narrowed.out_channels == len(live) and narrowed.filter_groups[live.index(c)] == PRUNED
     assert [f for f, g in enumerate(narrowed.filter_groups) if g == PRUNED] == [live.index(c)]
     assert not graph.consts[graph.find_layer("layer1.1.conv2").inputs[1]][live.index(c)].any()

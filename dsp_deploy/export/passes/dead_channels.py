@@ -55,8 +55,8 @@ class RemoveDeadChannels(Pass):
         keep = sorted({int(i) for g in gathers for i in graph.consts[g.inputs[1]].reshape(-1)})
         where = {old: new for new, old in enumerate(keep)}
         weight, bias = graph.consts[node.inputs[1]], graph.consts[node.inputs[2]]
-        node.inputs[1:3] = [graph.const(np.ascontiguousarray(weight[keep]), f"{node.layer}.w"),
-                            graph.const(np.ascontiguousarray(bias[keep]), f"{node.layer}.b")]
+        node.inputs = (node.inputs[0], graph.const(np.ascontiguousarray(weight[keep]), f"{node.layer}.w"),
+                       graph.const(np.ascontiguousarray(bias[keep]), f"{node.layer}.b"))
         for g in gathers:
             index = [where[int(i)] for i in graph.consts[g.inputs[1]].reshape(-1)]
-            g.inputs[1] = graph.const(index_array(index), f"{g.layer}.idx")
+            g.inputs = (g.inputs[0], graph.const(index_array(index), f"{g.layer}.idx"))

@@ -59,7 +59,7 @@ def _segments_ok(index: np.ndarray, rows: int, group: int, zero: int) -> bool:
 
 def _plain_pruned(graph: Graph, conv: Node) -> bool:
     """A group=1 Conv of a layer the structure prunes with G=1 (plain channel pruning)."""
-    layer = graph.meta.get("structure", {}).get(conv.layer)
+    layer = graph.context.structure.get(conv.layer or "")
     return conv.attrs.get("group", 1) == 1 and layer is not None and layer.groups == 1
 
 
@@ -112,8 +112,8 @@ class FoldGatherIntoConv(Pass):
         w0 = np.concatenate([weight, np.zeros_like(weight[:1])])
         b0 = np.concatenate([bias, np.zeros_like(bias[:1])])
         index = np.minimum(graph.consts[node.inputs[1]].reshape(-1), weight.shape[0])
-        conv.inputs[1:3] = [graph.const(np.ascontiguousarray(w0[index]), f"{conv.layer}.w"),
-                            graph.const(np.ascontiguousarray(b0[index]), f"{conv.layer}.b")]
+        conv.inputs = (conv.inputs[0], graph.const(np.ascontiguousarray(w0[index]), f"{conv.layer}.w"),
+                       graph.const(np.ascontiguousarray(b0[index]), f"{conv.layer}.b"))
         last = relu or conv
         graph.replace_uses(node.outputs[0], last.outputs[0])
         graph.remove(node)

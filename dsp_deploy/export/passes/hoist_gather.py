@@ -42,6 +42,6 @@ class HoistGather(Pass):
         src = graph.producer(node.inputs[0])
         assert src is not None
         relu = graph.add("Relu", [src.inputs[0]], layer=node.layer, name=node.name, before=src)
-        src.inputs[0] = relu.outputs[0]
+        src.inputs = (relu.outputs[0], *src.inputs[1:])
         graph.replace_uses(node.outputs[0], src.outputs[0])
         graph.remove(node)

@@ -23,8 +23,6 @@ from dsp_deploy.export.layouts import ConvLayout, active_groups, branch_layouts,
 from dsp_deploy.export.passes.base import Pass
 from dsp_deploy.export.plan import LayerChoice
 
-LOWERED = "lowered_layers"
-
 
 def gather(graph: Graph, x: str, index: list[int] | None, before: Node, layer: str | None) -> str:
     """Gather(x, index, axis=1) inserted before ``before`` (x itself when index is None)."""
@@ -72,9 +70,9 @@ class LowerConv(Pass):
         choice = self.choices.get(node.layer or "")
         if choice is None or choice.lowering == "dense":
             return "dense by plan"
-        if node.layer in graph.meta.setdefault(LOWERED, set()):
+        if node.layer in graph.context.lowered:
             return "already lowered"
-        layer = graph.meta["structure"].get(node.layer)
+        layer = graph.context.structure.get(node.layer or "")
         if layer is None:
             return "no structure entry for this layer"
         if node.attrs.get("group", 1) != 1 or len(node.inputs) < 3:
@@ -90,7 +88,7 @@ class LowerConv(Pass):
 
     def rewrite(self, graph: Graph, node: Node) -> None:
         choice = self.choices[node.layer]  # type: ignore[index]
-        layer = graph.meta["structure"][node.layer]
+        layer = graph.context.structure[node.layer]  # type: ignore[index]
         weight, bias = graph.consts[node.inputs[1]], graph.consts[node.inputs[2]]
         x, output = node.inputs[0], node.outputs[0]
         if choice.lowering == "grouped":
@@ -114,5 +112,5 @@ class LowerConv(Pass):
             merged = ConvLayout(None, np.zeros((total, 1, 1, 1), np.float32), np.zeros(total, np.float32), 1,
                                 out_pos, None)
             restore(graph, cat, merged, layer.out_channels, node, node.layer, output)
-        graph.meta[LOWERED].add(node.layer)
+        graph.context.lowered.add(node.layer)  # type: ignore[arg-type]
         graph.remove(node)

@@ -32,7 +32,6 @@ from dsp_deploy.export.graph import Graph, Node
 from dsp_deploy.export.passes.base import Pass, PassResult
 from dsp_deploy.structure import ConvStructure, ModelStructure
 
-NARROWED = "narrowed_streams"  # graph.meta key: stream name -> (width before, width after)
 _CHANNELWISE = ("Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "Identity", "Add")
 
 
@@ -50,8 +49,8 @@ class StreamRegion:
 
 def _anchors(graph: Graph) -> dict[str, str]:
     """First producer conv name -> stream name."""
-    topo = graph.meta.get("topology")
-    if topo is None or "structure" not in graph.meta:
+    topo = graph.context.topology
+    if topo is None or not graph.context.structure:
         return {}
     return {stream.producers[0]: stream.name for stream in topo.streams if stream.producers}
 
@@ -68,7 +67,8 @@ def _single_conv(graph: Graph, layer: str) -> Node | str:
 
 def find_region(graph: Graph, stream_name: str) -> StreamRegion | str:
     """The stream's nodes, following per-channel ops from its producers; or why that fails."""
-    topo = graph.meta["topology"]
+    topo = graph.context.topology
+    assert topo is not None
     stream = topo.stream(stream_name)
     producers = []
     for name in stream.producers:
@@ -128,8 +128,9 @@ def live_stream_channels(graph: Graph, stream_name: str) -> list[int]:
     """Sorted live channels of the stream per the (possibly already narrowed) structure."""
     from dsp_deploy.structure.validate import live_channels
 
-    topo = graph.meta["topology"]
-    layers = graph.meta["structure"]
+    topo = graph.context.topology
+    assert topo is not None
+    layers = graph.context.structure
     structure = ModelStructure(topo.model, topo.num_classes, topo.input_size,
                                tuple(layers[p] for p in topo.stream(stream_name).producers))
     return sorted(live_channels(structure, topo, f"stream:{stream_name}"))
@@ -175,9 +176,9 @@ class NarrowStreams(Pass):
 
     def run(self, graph: Graph) -> PassResult:
         self._anchor_layers = set(_anchors(graph))
-        before = set(graph.meta.get(NARROWED, {}))
+        before = set(graph.context.narrowed)
         result = super().run(graph)
-        done = set(graph.meta.get(NARROWED, {})) - before
+        done = set(graph.context.narrowed) - before
         for name, reason in list(result.skipped.items()):  # narrowed here: not a skip
             if any(f"stream '{stream}' is live" in reason for stream in done):
                 del result.skipped[name]
@@ -188,7 +189,7 @@ class NarrowStreams(Pass):
         region = find_region(graph, stream)
         if isinstance(region, str):
             return region
-        layers = graph.meta["structure"]
+        layers = graph.context.structure
         if any(layers[p.layer].out_channels != region.width for p in region.producers):
             return "the structure's widths do not match the graph's"
         keep = live_stream_channels(graph, stream)
@@ -213,20 +214,21 @@ class NarrowStreams(Pass):
         assert not isinstance(region, str)
         keep = live_stream_channels(graph, stream)
         rows = np.asarray(keep, np.int64)
-        layers = dict(graph.meta["structure"])
+        layers = graph.context.structure
 
         def take(tensor: str, axis: int, hint: str) -> str:
             return graph.const(np.ascontiguousarray(np.take(graph.consts[tensor], rows, axis=axis)), hint)
 
         for conv in region.producers:
-            conv.inputs[1:] = [take(t, 0, f"{conv.layer}.{i}") for i, t in enumerate(conv.inputs[1:])]
+            conv.inputs = (conv.inputs[0], *[take(t, 0, f"{conv.layer}.{i}") for i, t in enumerate(conv.inputs[1:])])
             layers[conv.layer] = narrow_out(layers[conv.layer], keep)  # type: ignore[index]
         for bn in region.batchnorms:
-            bn.inputs[1:5] = [take(t, 0, f"{bn.name}.{i}") for i, t in enumerate(bn.inputs[1:5])]
+            bn.inputs = (bn.inputs[0], *[take(t, 0, f"{bn.name}.{i}") for i, t in enumerate(bn.inputs[1:5])],
+                         *bn.inputs[5:])
         for conv in region.consumers:
-            conv.inputs[1] = take(conv.inputs[1], 1, f"{conv.layer}.w")
+            conv.inputs = (conv.inputs[0], take(conv.inputs[1], 1, f"{conv.layer}.w"), *conv.inputs[2:])
             layers[conv.layer] = narrow_in(layers[conv.layer], keep)  # type: ignore[index]
         for gemm in region.gemms:
-            gemm.inputs[1] = take(gemm.inputs[1], 1 if gemm.attrs.get("transB", 0) else 0, f"{gemm.layer}.w")
-        graph.meta["structure"] = layers  # a new dict: graph copies share the old one
-        graph.meta[NARROWED] = {**graph.meta.get(NARROWED, {}), stream: (region.width, len(keep))}
+            axis = 1 if gemm.attrs.get("transB", 0) else 0
+            gemm.inputs = (gemm.inputs[0], take(gemm.inputs[1], axis, f"{gemm.layer}.w"), *gemm.inputs[2:])
+        graph.context.narrowed[stream] = (region.width, len(keep))

@@ -54,7 +54,8 @@ class ReorderFilters(Pass):
                                [graph.consts[g.inputs[1]] for g in gathers])
         where = np.empty(len(order), np.int64)
         where[order] = np.arange(len(order))
-        node.inputs[1:3] = [graph.const(np.ascontiguousarray(weight[order]), f"{node.layer}.w"),
-                            graph.const(np.ascontiguousarray(bias[order]), f"{node.layer}.b")]
+        node.inputs = (node.inputs[0], graph.const(np.ascontiguousarray(weight[order]), f"{node.layer}.w"),
+                       graph.const(np.ascontiguousarray(bias[order]), f"{node.layer}.b"))
         for g in gathers:
-            g.inputs[1] = graph.const(index_array(where[graph.consts[g.inputs[1]].reshape(-1)]), f"{g.layer}.idx")
+            index = index_array(where[graph.consts[g.inputs[1]].reshape(-1)])
+            g.inputs = (g.inputs[0], graph.const(index, f"{g.layer}.idx"))
