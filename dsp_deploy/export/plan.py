@@ -51,6 +51,31 @@ class LayerChoice:
 
 
 @dataclass
+class PassResult:
+    """One export pass's report: how often it applied and at which nodes, and why it did not
+    apply elsewhere (node name -> reason, e.g. lower-conv: "layer1.0.conv1" -> "dense by plan")."""
+
+    name: str
+    applied: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    applied_at: list[str] = field(default_factory=list)
+
+    def record(self, node: str) -> None:
+        """The pass applied at ``node`` (a skip recorded for it in an earlier sweep no longer holds)."""
+        self.applied += 1
+        self.applied_at.append(node)
+        self.skipped.pop(node, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "applied": self.applied, "applied_at": self.applied_at, "skipped": self.skipped}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PassResult:
+        return cls(str(data["name"]), int(data["applied"]), dict(data.get("skipped", {})),
+                   list(data.get("applied_at", [])))
+
+
+@dataclass
 class LoweringPlan:
     """Per-layer choices plus what the planner measured (per unit: candidate -> ms).
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from dsp_deploy.export.graph import Graph, Node
-from dsp_deploy.export.passes.base import Pass, PassResult
+from dsp_deploy.export.passes.base import Match, Pass, PassResult
 
 FLOAT, FLOAT16 = 1, 10  # onnx.TensorProto enum values
 
 
-class CastToFloat16(Pass):
+class CastToFloat16(Pass[Match]):
+    """A graph-level pass: ``run`` rewrites constants, inputs and outputs (no per-node matching)."""
+
     name = "fp16"
 
-    def check(self, graph: Graph, node: Node) -> str | None:  # graph-level pass
-        return None
+    def matches(self, node: Node) -> bool:
+        return False
 
     def run(self, graph: Graph) -> PassResult:
         result = PassResult(self.name)
