@@ -95,6 +95,7 @@ def test_dppnet_resnet20_exports_batch_dynamic_with_the_promised_macs(tmp_path) 
     assert sorted(result.parity_max_diff) == [1, 3, 8]
     assert result.max_diff < 1e-4
     assert result.node_counts["Conv"] == 3 and result.node_counts["MatMul"] == 36  # stem + 2 downsample
+    assert [(p.name, p.applied) for p in result.passes] == [("fold-batchnorm", 3), ("lower-dpp", 18)]
     macs, moves = onnx_costs(tmp_path / "dpp.onnx")
     costs = dppnet_costs(ckpt.state_dict, topology("dppnet-resnet20", input_size=(16, 16)))
     assert macs == costs["flops"]
