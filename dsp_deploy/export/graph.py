@@ -127,7 +127,7 @@ class Graph:
         self._position = None
         self._detach(node)
 
-    def _detach(self, node: Node) -> None:
+    def _detach(self, node: Node) -> None:  # out of the indexes (the caller takes it out of _nodes)
         self._unindex_inputs(node)
         self._unindex_outputs(node)
         self._node_names[node.name] -= 1
@@ -214,9 +214,7 @@ class Graph:
     # -- queries --------------------------------------------------------------------------
     def producer(self, tensor: str) -> Node | None:
         writers = self._producers.get(tensor)
-        if not writers:
-            return None
-        return writers[0] if len(writers) == 1 else self._in_order(writers)[0]
+        return self._in_order(writers)[0] if writers else None
 
     def consumers(self, tensor: str) -> list[Node]:
         """The nodes reading ``tensor``, in graph order, each once."""
