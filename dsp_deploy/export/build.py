@@ -2,8 +2,8 @@
 
 Conv (no bias) -> BatchNormalization -> Relu for every conv, Add + Relu at the end of each
 residual block, MaxPool after the ImageNet stem, GlobalAveragePool -> Flatten -> Gemm. Each
-node carries the model layer it implements, and ``graph.meta`` holds the topology and the
-per-conv structure, so the passes that follow can lower each conv as its structure allows.
+node carries the model layer it implements, and the graph's pass context holds the topology and
+the per-conv structure, so the passes that follow can lower each conv as its structure allows.
 """
 from __future__ import annotations
 
@@ -75,8 +75,8 @@ def build_plain_graph(topo: Topology, weights: Mapping[str, np.ndarray], structu
     h, w = topo.input_size
     graph = Graph([ValueInfo(INPUT_NAME, "float32", ("batch", topo.in_channels, h, w))],
                   [ValueInfo(OUTPUT_NAME, "float32", ("batch", topo.num_classes))])
-    graph.meta["topology"] = topo
-    graph.meta["structure"] = {layer.name: layer for layer in structure.layers}
+    graph.context.topology = topo
+    graph.context.structure = {layer.name: layer for layer in structure.layers}
     current: dict[str, str] = {}       # stream ref -> tensor holding it now
     identity: dict[str, str] = {}      # block -> downsample output
     inner: dict[str, str] = {}         # conv name -> its activated output

@@ -10,6 +10,8 @@ from typing import Any
 
 from dsp_deploy.checkpoint import Checkpoint
 from dsp_deploy.errors import UnsupportedLayerError, UsageError
+from dsp_deploy.export.graph import Graph
+from dsp_deploy.export.plan import LoweringPlan, PassResult
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,8 @@ def dpp_weights(model: Any) -> dict[str, Any]:
     return weights
 
 
-def lower_dppnet_graph(checkpoint: Checkpoint, model: Any):
-    """The lowered graph (export.graph.Graph) of a DPPNet model."""
+def lower_dppnet_graph(checkpoint: Checkpoint, model: Any) -> tuple[Graph, list[PassResult]]:
+    """The lowered graph of a DPPNet model and its passes' reports."""
     from dsp_deploy.export.build import build_plain_graph
     from dsp_deploy.export.passes import FoldBatchNorm
     from dsp_deploy.export.passes.lower_dpp import LowerDPPConv
@@ -61,24 +63,22 @@ def lower_dppnet_graph(checkpoint: Checkpoint, model: Any):
     topo = topology(checkpoint.model, structure.num_classes, structure.input_size)
     graph = build_plain_graph(topo, dpp_weights(model), structure,
                               stem_pool=get_config(checkpoint.model).family == "imagenet")
-    FoldBatchNorm().run(graph)
-    LowerDPPConv().run(graph)
-    return graph
+    return graph, [FoldBatchNorm().run(graph), LowerDPPConv().run(graph)]
 
 
 def export_dppnet(checkpoint: Checkpoint, model: Any, out_path: str | os.PathLike[str], *, fp16: bool, opset: int,
                   parity: bool):
     """Export a DPPNet (batch axis dynamic); returns an export.exporter.ExportResult."""
     from dsp_deploy.export.exporter import parity_check, write_export
-    from dsp_deploy.export.plan import LoweringPlan
 
     if fp16:
         raise UsageError("--fp16 is not supported for DPPNet exports yet (float32 only)")
     check_dpp_module(model, checkpoint.model)
-    graph = lower_dppnet_graph(checkpoint, model)
+    graph, passes = lower_dppnet_graph(checkpoint, model)
     plan = LoweringPlan("dppnet", {}, notes={"model": checkpoint.model, "opset": opset, "fp16": False,
                                      "lowering": "DPP convs: attention + kernel aggregation over the pattern "
-                                                 "union + im2col batched MatMul (passes/lower_dpp.py)"})
+                                                 "union + im2col batched MatMul (passes/lower_dpp.py)"},
+                        passes=passes)
     meta = {"dsp_deploy.model": checkpoint.model, "dsp_deploy.lowering": "dppnet"}
     parity_fn = (lambda blob: parity_check(blob, model, tuple(checkpoint.structure.input_size), fp16=False,
                                            batches=DPP_PARITY_BATCHES)) if parity else None

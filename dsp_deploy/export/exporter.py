@@ -15,7 +15,7 @@ import numpy as np
 from dsp_deploy import targets
 from dsp_deploy.checkpoint import Checkpoint
 from dsp_deploy.errors import ExportError, UsageError
-from dsp_deploy.export.plan import ORT_CPU, TENSORRT, LoweringPlan, check_backend, check_mode
+from dsp_deploy.export.plan import ORT_CPU, TENSORRT, LoweringPlan, PassResult, check_backend, check_mode
 from dsp_deploy.utils.atomic import atomic_path
 
 if TYPE_CHECKING:
@@ -40,6 +40,11 @@ class ExportResult:
     @property
     def max_diff(self) -> float:
         return max(self.parity_max_diff.values(), default=float("nan"))
+
+    @property
+    def passes(self) -> list[PassResult]:
+        """Each export pass's applications and skip reasons, as recorded in the plan JSON."""
+        return self.plan.passes
 
 
 def check_multiple(channel_multiple: int | None) -> int:
@@ -103,16 +108,16 @@ def parity_check(model_bytes: bytes, torch_model: Any, input_size: tuple[int, in
     return dict(zip(batches, result.max_abs))
 
 
-def narrow_plain_graph(plain: "Graph") -> dict[str, str]:
+def narrow_plain_graph(plain: "Graph") -> PassResult:
     """Narrow the plain graph's residual streams to their live channels before planning, so the
-    planner measures the blocks as they will run; returns {stream: "before->after"}."""
+    planner measures the blocks as they will run; the pass's report (the widths are in
+    ``plain.context.narrowed``)."""
     from dsp_deploy.export.passes import NarrowStreams
-    from dsp_deploy.export.passes.narrow_streams import NARROWED
 
     result = NarrowStreams().run(plain)
     for anchor, reason in result.skipped.items():
         log.debug("stream at %s kept its width: %s", anchor, reason)
-    return {name: f"{before}->{after}" for name, (before, after) in plain.meta.get(NARROWED, {}).items()}
+    return result
 
 
 @dataclass
@@ -146,7 +151,8 @@ def lower_checkpoint(checkpoint_or_model: Any, *, lowering: str = "auto", model_
     family = get_config(checkpoint.model).family
     weights = {k: v.detach().cpu().numpy() for k, v in torch_model.state_dict().items()}
     plain = build_plain_graph(topo, weights, structure, stem_pool=family == "imagenet")
-    narrowed = narrow_plain_graph(plain)
+    narrowing = narrow_plain_graph(plain)
+    narrowed = {name: f"{before}->{after}" for name, (before, after) in plain.context.narrowed.items()}
     batches = tuple(plan_batches or ((1, 32) if family == "cifar" else (1,)))
     if lowering == "auto" and backend == TENSORRT:
         from dsp_deploy.export.trt_planner import tensorrt_plan
@@ -161,7 +167,7 @@ def lower_checkpoint(checkpoint_or_model: Any, *, lowering: str = "auto", model_
     if narrowed:
         plan.notes["narrowed_streams"] = narrowed
     graph = plain.copy()
-    lower_graph(graph, plan.layers)
+    plan.passes = [narrowing, *lower_graph(graph, plan.layers)]
     if lowering == "auto" and backend == ORT_CPU and plan.chosen:  # the ORT safety net
         ok, report = whole_model_check(plain, graph, (structure.in_channels, *structure.input_size), batches)
         plan.notes["whole_model_min_ms"] = report
@@ -175,7 +181,7 @@ def lower_checkpoint(checkpoint_or_model: Any, *, lowering: str = "auto", model_
             plan.notes.update(measured.notes, fallback="auto plan slower than dense as a whole",
                               whole_model_min_ms=report)
             graph = plain.copy()
-            lower_graph(graph, plan.layers)
+            plan.passes = [narrowing, *lower_graph(graph, plan.layers)]
     return Lowered(checkpoint, torch_model, plan, graph)
 
 
@@ -208,7 +214,7 @@ def export_onnx(checkpoint_or_model: Any, out_path: str | os.PathLike[str], *, l
     if fp16:
         from dsp_deploy.export.passes import CastToFloat16
 
-        CastToFloat16().run(graph)
+        plan.passes.append(CastToFloat16().run(graph))
     meta = {"dsp_deploy.model": checkpoint.model, "dsp_deploy.lowering": lowering, "dsp_deploy.backend": backend,
             "dsp_deploy.structure_groups": str(structure.max_groups)}
     parity_fn = (lambda blob: parity_check(blob, torch_model, tuple(structure.input_size), fp16=fp16,

@@ -24,6 +24,7 @@ from dsp_deploy.export.passes import (
     HoistGather,
     LowerConv,
     NarrowStreams,
+    Pass,
     PassResult,
     RemoveDeadChannels,
     ReorderFilters,
@@ -33,17 +34,23 @@ from dsp_deploy.export.plan import LayerChoice
 log = logging.getLogger(__name__)
 
 
-def lower_graph(graph: Graph, choices: Mapping[str, LayerChoice], *, fp16: bool = False,
-                slices: bool = True) -> list[PassResult]:
-    """Rewrite ``graph`` in place according to ``choices``; returns each pass's report."""
+def build_passes(choices: Mapping[str, LayerChoice], *, fp16: bool = False, slices: bool = True) -> list[Pass]:
+    """The passes that lower a plain graph by ``choices``, in the order they run."""
     fold = {name for name, choice in choices.items() if choice.aligned}
-    passes = [NarrowStreams(), FoldBatchNorm(), LowerConv(choices), HoistGather(), ComposeGathers(),
-              FoldGatherIntoConv(fold), ComposeGathers(), RemoveDeadChannels(), ReorderFilters(), ComposeGathers()]
+    passes: list[Pass] = [NarrowStreams(), FoldBatchNorm(), LowerConv(choices), HoistGather(), ComposeGathers(),
+                          FoldGatherIntoConv(fold), ComposeGathers(), RemoveDeadChannels(), ReorderFilters(),
+                          ComposeGathers()]
     if slices:
         passes.append(GatherToSlice())
     if fp16:
         passes.append(CastToFloat16())
-    results = [p.run(graph) for p in passes]
+    return passes
+
+
+def lower_graph(graph: Graph, choices: Mapping[str, LayerChoice], *, fp16: bool = False,
+                slices: bool = True) -> list[PassResult]:
+    """Rewrite ``graph`` in place according to ``choices``; returns each pass's report."""
+    results = [p.run(graph) for p in build_passes(choices, fp16=fp16, slices=slices)]
     for result in results:
         log.debug("pass %s applied %d time(s)", result.name, result.applied)
     return results

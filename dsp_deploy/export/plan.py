@@ -16,8 +16,9 @@ MODES = ("auto", *LOWERINGS)
 ORT_CPU = "onnxruntime-cpu"
 TENSORRT = "tensorrt"  # TensorRT or TensorRT for RTX
 BACKENDS = (ORT_CPU, TENSORRT)  # the targets a plan can be made for
-# model.onnx.plan.json; the first plans wrote the version as "version" only.
-PLAN_FORMAT = DocFormat("lowering-plan", 1, "lowering plan", old_version_keys=("version",))
+# model.onnx.plan.json; the first plans wrote the version as "version" only. Version 2 adds
+# "passes" (each export pass's applications and skip reasons); version-1 plans load without them.
+PLAN_FORMAT = DocFormat("lowering-plan", 2, "lowering plan", old_version_keys=("version",))
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,38 @@ class LayerChoice:
 
 
 @dataclass
+class PassResult:
+    """One export pass's report: how often it applied and at which nodes, and why it did not
+    apply elsewhere (node name -> reason, e.g. lower-conv: "layer1.0.conv1" -> "dense by plan")."""
+
+    name: str
+    applied: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    applied_at: list[str] = field(default_factory=list)
+
+    def record(self, node: str) -> None:
+        """The pass applied at ``node`` (a skip recorded for it in an earlier sweep no longer holds)."""
+        self.applied += 1
+        self.applied_at.append(node)
+        self.skipped.pop(node, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "applied": self.applied, "applied_at": self.applied_at, "skipped": self.skipped}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PassResult:
+        return cls(str(data["name"]), int(data["applied"]), dict(data.get("skipped", {})),
+                   list(data.get("applied_at", [])))
+
+
+@dataclass
 class LoweringPlan:
     """Per-layer choices plus what the planner measured (per unit: candidate -> ms).
 
     ``backend`` is the runtime the plan was made for, ``machine`` where it was made (CPU, GPU,
     runtime version), ``measured`` whether the choices come from timings taken there (False for
-    forced lowerings and for the TensorRT default used where no TensorRT runtime can run)."""
+    forced lowerings and for the TensorRT default used where no TensorRT runtime can run);
+    ``passes`` what each export pass did to the graph, in the order they ran (see ``skips``)."""
 
     mode: str
     layers: dict[str, LayerChoice]
@@ -66,12 +93,14 @@ class LoweringPlan:
     notes: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
     measured: bool = False
+    passes: list[PassResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {**PLAN_FORMAT.header(), "mode": self.mode,
                 "backend": self.backend, "measured": self.measured, "machine": self.machine,
                 "layers": {k: asdict(v) for k, v in self.layers.items()}, "chosen": self.chosen,
-                "measurements_ms": self.measurements, "notes": self.notes}
+                "measurements_ms": self.measurements, "notes": self.notes,
+                "passes": [result.to_dict() for result in self.passes]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1)
@@ -80,8 +109,10 @@ class LoweringPlan:
     def from_dict(cls, data: Mapping[str, Any]) -> LoweringPlan:
         layers = {k: LayerChoice(**v) for k, v in data["layers"].items()}
         measured = bool(data.get("measured", data["mode"] == "auto"))  # older plans: auto was measured on ORT
+        passes = [PassResult.from_dict(p) for p in data.get("passes", [])]  # format_version 1: none recorded
         return cls(data["mode"], layers, dict(data.get("measurements_ms", {})), dict(data.get("chosen", {})),
-                   data.get("backend", ORT_CPU), dict(data.get("notes", {})), dict(data.get("machine", {})), measured)
+                   data.get("backend", ORT_CPU), dict(data.get("notes", {})), dict(data.get("machine", {})), measured,
+                   passes)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LoweringPlan:
@@ -89,8 +120,13 @@ class LoweringPlan:
         data = PLAN_FORMAT.read(path, ExportError)
         try:
             return cls.from_dict(data)
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ExportError(f"{os.fspath(path)}: malformed lowering plan ({type(exc).__name__}: {exc})") from None
+
+    def skips(self, node: str) -> list[tuple[str, str]]:
+        """(pass, reason) for every pass that left ``node`` (a node name; a conv's is its layer
+        name) as it was: e.g. why conv X stayed dense."""
+        return [(result.name, result.skipped[node]) for result in self.passes if node in result.skipped]
 
     def table(self) -> str:
         """Short text table: one line per planning unit with its choice and timings."""

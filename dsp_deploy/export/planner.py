@@ -34,7 +34,7 @@ def choices_for(unit: Unit, rule: Rule, structure: Mapping) -> dict[str, LayerCh
 def forced_plan(plain: Graph, topo: Topology, mode: str, backend: str = ORT_CPU) -> LoweringPlan:
     """Every block lowered the same way (``grouped``, ``branches``, ``union`` or ``dense``);
     ``backend`` is the target the export is for (nothing is measured)."""
-    structure = plain.meta["structure"]
+    structure = plain.context.structure
     layers = {spec.name: LayerChoice() for spec in topo.convs}
     for unit in find_units(plain, topo):
         layers.update(choices_for(unit, FORCED[mode], structure))
@@ -44,7 +44,7 @@ def forced_plan(plain: Graph, topo: Topology, mode: str, backend: str = ORT_CPU)
 def distinct_candidates(plain: Graph, unit: Unit, rules: Mapping[str, Rule]) -> dict[str, dict[str, LayerChoice]]:
     """Candidate name -> per-conv choices for ``unit``; candidates that lower the block exactly
     like dense are merged into ``dense`` (always present)."""
-    structure = plain.meta["structure"]
+    structure = plain.context.structure
     distinct: dict[str, dict[str, LayerChoice]] = {}
     for name, rule in rules.items():
         choices = choices_for(unit, rule, structure)
@@ -124,7 +124,7 @@ def auto_plan(plain: Graph, topo: Topology, *, batches: Sequence[int] = (1,), ru
     import onnxruntime as ort
     from tqdm import tqdm
 
-    structure = plain.meta["structure"]
+    structure = plain.context.structure
     plan = LoweringPlan("auto", {spec.name: LayerChoice() for spec in topo.convs}, backend=ORT_CPU, measured=True,
                 machine=plan_machine(f"onnxruntime {ort.__version__}"))
     plan.notes["planning_batches"] = list(batches)

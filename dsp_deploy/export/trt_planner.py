@@ -60,7 +60,7 @@ def default_plan(plain: Graph, topo: Topology, reason: str, flavour: str | None 
     """The documented default (``grouped`` for every pruned block), marked as not measured."""
     plan = forced_plan(plain, topo, DEFAULT_LOWERING, backend=TENSORRT)
     plan.mode, plan.measured = "auto", False
-    structure = plain.meta["structure"]
+    structure = plain.context.structure
     for unit in find_units(plain, topo):
         pruned = not all(structure[s.name].is_dense for s in unit.convs)
         plan.chosen[unit.name] = f"{DEFAULT_LOWERING} (default)" if pruned else "dense (not pruned)"
@@ -120,7 +120,7 @@ def tensorrt_plan(plain: Graph, topo: Topology, *, batches: Sequence[int] = (1,)
     if reason is not None:
         log.info("TensorRT lowering not measured (%s): default '%s'", reason, DEFAULT_LOWERING)
         return default_plan(plain, topo, reason, flavour)
-    structure = plain.meta["structure"]
+    structure = plain.context.structure
     plan = LoweringPlan("auto", {spec.name: LayerChoice() for spec in topo.convs}, backend=TENSORRT, measured=True,
                 machine=plan_machine(_runtime_label(flavour)))
     plan.notes["planning_batches"] = list(batches)

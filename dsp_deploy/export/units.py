@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dsp_deploy.export.context import PassContext
 from dsp_deploy.export.graph import Graph, Node, ValueInfo
 from dsp_deploy.export.plan import LayerChoice
 from dsp_deploy.models.topology import ROLE_BLOCK_OUT, ROLE_DOWNSAMPLE, ConvSpec, Topology
@@ -62,14 +63,13 @@ def unit_graph(plain: Graph, unit: Unit, *, seed: int = 0) -> Graph:
     layers = {s.name for s in unit.convs}
     graph = Graph([ValueInfo("x", "float32", ("batch", c, h, w))],
                   [ValueInfo("y", "float32", ("batch", co, None, None))])
-    graph.meta = {"structure": plain.meta["structure"], "topology": plain.meta.get("topology")}
+    graph.context = PassContext(plain.context.topology, dict(plain.context.structure))
     rng = np.random.default_rng(seed)
     pre = graph.add("Conv", ["x", graph.const(rng.uniform(0.5, 1.5, (c, 1, 1, 1)).astype(np.float32)),
                              graph.const(np.zeros(c, np.float32))], attrs={"kernel_shape": [1, 1], "group": c})
     graph.add("Relu", pre.outputs, output=unit.input)
     for node in (n for n in plain.nodes if n.layer in layers):
-        graph.nodes.append(Node(node.op, list(node.inputs), list(node.outputs), dict(node.attrs), node.name,
-                                node.layer))
+        graph.insert(Node(node.op, node.inputs, node.outputs, dict(node.attrs), node.name, node.layer))
         graph.consts.update({t: plain.consts[t] for t in node.inputs if t in plain.consts})
     graph.add("Conv", [unit.output, graph.const(rng.uniform(0.5, 1.5, (co, 1, 1, 1)).astype(np.float32)),
                        graph.const(np.zeros(co, np.float32))], attrs={"kernel_shape": [1, 1], "group": co}, output="y")
@@ -158,7 +158,7 @@ def choices_for_unit(unit: Unit, candidate: str, plain: Graph, multiple: int = D
                      ) -> dict[str, LayerChoice]:
     """The per-conv choices of one named candidate for ``unit``."""
     rule = candidates_for(unit, multiple)[candidate]
-    structure = plain.meta["structure"]
+    structure = plain.context.structure
     return {spec.name: rule(spec, structure[spec.name]) for spec in unit.convs}
 
 

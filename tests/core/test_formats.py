@@ -56,6 +56,8 @@ def test_old_files_load_as_typed_objects() -> None:
     assert EngineManifest.load(OLD / "tiny.engine.json").batch == {"min": 1, "opt": 4, "max": 8}
     assert read_json(OLD / "bench.json")[0].median_ms > 0
     assert CostCache(OLD / "export-costs.json").entries
+    plan = LoweringPlan.load(OLD / "model.onnx.plan.json")
+    assert plan.layers and plan.passes == []  # written before plans recorded the export passes (format_version 2)
 
 
 def _rewrite(name: str, tmp_path: Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Small models for the export tests: random DSP structures, tiny checkpoints, one-conv graphs."""
+"""Small models for the export tests (random DSP structures, tiny checkpoints, one-conv graphs) and
+``check_pass``, the check every pass test makes: outputs unchanged in ONNX Runtime, node counts."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +8,7 @@ from dsp_deploy.checkpoint import Checkpoint
 from dsp_deploy.export.graph import Graph, ValueInfo
 from dsp_deploy.export.measure import ort_session
 from dsp_deploy.export.onnx_io import to_model
+from dsp_deploy.export.passes import Pass, PassResult
 from dsp_deploy.models import create, topology
 from dsp_deploy.models.topology import ROLE_BLOCK_OUT, ROLE_INNER, Topology
 from dsp_deploy.structure import PRUNED, ConvStructure, ModelStructure, dense_structure, drop_dead_reads
@@ -93,7 +95,7 @@ def conv_graph(layer: ConvStructure, size: int = 6, seed: int = 0, relu: bool = 
     rng = np.random.default_rng(seed)
     graph = Graph([ValueInfo("x", "float32", ("batch", layer.in_channels, size, size))],
                   [ValueInfo("y", "float32", ("batch", layer.out_channels, size, size))])
-    graph.meta["structure"] = {layer.name: layer}
+    graph.context.structure = {layer.name: layer}
     bias = rng.standard_normal(layer.out_channels).astype(np.float32)
     bias[[f for f, g in enumerate(layer.filter_groups) if g == PRUNED]] = 0
     k = layer.kernel_size
@@ -105,9 +107,32 @@ def conv_graph(layer: ConvStructure, size: int = 6, seed: int = 0, relu: bool = 
     return graph
 
 
-def run(graph: Graph, x: np.ndarray) -> np.ndarray:
+def outputs(graph: Graph, x: np.ndarray) -> list[np.ndarray]:
+    """Every output of ``graph`` for input ``x`` in ONNX Runtime (the real one, CPU)."""
     session = ort_session(to_model(graph).SerializeToString())
-    return session.run(None, {graph.inputs[0].name: x})[0]
+    return session.run(None, {graph.inputs[0].name: x})
+
+
+def run(graph: Graph, x: np.ndarray) -> np.ndarray:
+    return outputs(graph, x)[0]
+
+
+def check_pass(graph: Graph, pass_: Pass, x: np.ndarray, *, counts: dict[str, int], rtol: float = 1e-5,
+               atol: float = 1e-5) -> PassResult:
+    """Run ``pass_`` on ``graph`` and assert what every pass promises: the same outputs in ONNX
+    Runtime for input ``x`` (within ``rtol``/``atol``; 0 and 0 for passes that only move data),
+    producer/consumer indexes equal to ones rebuilt from the nodes, and ``counts`` nodes per op
+    afterwards. Returns the pass's report."""
+    before = outputs(graph, x)
+    result = pass_.run(graph)
+    graph.check_index()
+    assert ops(graph) == counts, f"nodes per op after {pass_.name}: {ops(graph)}"
+    after = outputs(graph, x)
+    assert len(after) == len(before)
+    for new, old in zip(after, before):
+        assert new.dtype == old.dtype and new.shape == old.shape
+        np.testing.assert_allclose(new, old, rtol=rtol, atol=atol)
+    return result
 
 
 def ops(graph: Graph) -> dict[str, int]:

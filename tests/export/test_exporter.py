@@ -55,6 +55,23 @@ def test_forced_lowerings_match_pytorch(tmp_path, tiny, lowering):
     assert labels <= {lowering, "dense"}
     if lowering == "grouped":
         assert_grouped_form(out, tiny.structure)
+    assert_passes_recorded(plan, result, tiny.structure)
+
+
+def assert_passes_recorded(plan, result, structure):
+    """The plan JSON holds each pass's report, in pipeline order: lower-conv applied at the
+    lowered convs and says why the others stayed dense."""
+    data = json.loads(result.plan_path.read_text())
+    assert data["format_version"] == 2 and plan.passes == result.passes
+    names = [p.name for p in plan.passes]
+    assert names[:4] == ["narrow-streams", "narrow-streams", "fold-batchnorm", "lower-conv"]
+    assert names[-1] == "gather-to-slice" and len(data["passes"]) == len(names)
+    lower = plan.passes[3]
+    lowered = {name for name, choice in plan.layers.items() if choice.lowering != "dense"}
+    assert set(lower.applied_at) == lowered and lower.applied == len(lowered)
+    for layer in structure.layers:
+        if layer.name not in lowered:
+            assert ("lower-conv", "dense by plan") in plan.skips(layer.name)
 
 
 def test_auto_plan_is_written_and_no_slower_per_block(tmp_path, tiny):
@@ -80,6 +97,8 @@ def test_fp16_variant(tmp_path, tiny):
     assert model.graph.input[0].type.tensor_type.elem_type == 1  # float32 interface
     assert model.graph.output[0].type.tensor_type.elem_type == 1
     assert set(result.parity_max_diff) == {1, 5}  # checked against PyTorch within the fp16 tolerance
+    assert result.passes[-1].name == "fp16" and result.passes[-1].applied == len(model.graph.initializer) - sum(
+        i.data_type == 7 for i in model.graph.initializer)  # every float constant cast once
 
 
 def test_opset_and_dynamic_batch(tmp_path, tiny):

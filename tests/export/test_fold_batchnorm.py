@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dsp_deploy.export.graph import Graph, ValueInfo
 from dsp_deploy.export.passes import FoldBatchNorm
+from dsp_deploy.export.passes.fold_batchnorm import ConvBatchNorm
 
-from .helpers import ops, run, sample
+from .helpers import check_pass, sample
 
 
 def _conv_bn(shared_output: bool = False) -> Graph:
@@ -24,18 +26,25 @@ def _conv_bn(shared_output: bool = False) -> Graph:
 
 def test_folds_into_conv_bias_and_keeps_outputs():
     g = _conv_bn()
-    x = sample(4)
-    before = run(g, x)
-    result = FoldBatchNorm().run(g)
+    result = check_pass(g, FoldBatchNorm(), sample(4), counts={"Conv": 1, "Relu": 1})
     assert result.applied == 1
-    assert ops(g) == {"Conv": 1, "Relu": 1}
     assert len(g.nodes[0].inputs) == 3  # bias added
-    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
 
 
 def test_refuses_when_conv_output_is_shared():
     g = _conv_bn(shared_output=True)
-    result = FoldBatchNorm().run(g)
+    counts = {"Conv": 1, "BatchNormalization": 1, "Relu": 1, "Add": 1}
+    result = check_pass(g, FoldBatchNorm(), sample(4), counts=counts)
     assert result.applied == 0
     assert "other consumers" in next(iter(result.skipped.values()))
-    assert ops(g)["BatchNormalization"] == 1
+
+
+def test_check_pass_catches_a_wrong_rewrite():
+    """The shared check fails a pass that changes the numbers (here: BatchNorm dropped, not folded)."""
+    class DropBatchNorm(FoldBatchNorm):
+        def rewrite(self, graph: Graph, match: ConvBatchNorm) -> None:
+            graph.replace_uses(match.node.outputs[0], match.conv.outputs[0])
+            graph.remove(match.node)
+
+    with pytest.raises(AssertionError, match="Not equal to tolerance"):
+        check_pass(_conv_bn(), DropBatchNorm(), sample(4), counts={"Conv": 1, "Relu": 1})

@@ -5,7 +5,7 @@ import numpy as np
 from dsp_deploy.export.graph import Graph, ValueInfo, index_array
 from dsp_deploy.export.passes import FoldGatherIntoConv
 
-from .helpers import ops, run, sample
+from .helpers import check_pass, sample
 
 
 def _conv_gather(index, group=1, pad=0, relu=True):
@@ -25,39 +25,31 @@ def _conv_gather(index, group=1, pad=0, relu=True):
 
 def test_rows_are_picked_repeated_and_zeroed():
     g = _conv_gather([5, 0, 0, 6, 2], pad=1)
-    x = sample(4, 5)
-    before = run(g, x)
-    assert FoldGatherIntoConv({"c"}).run(g).applied == 1
-    assert ops(g) == {"Conv": 1, "Relu": 1}
+    result = check_pass(g, FoldGatherIntoConv({"c"}), sample(4, 5), counts={"Conv": 1, "Relu": 1}, rtol=1e-6, atol=1e-6)
+    assert result.applied == 1
     assert g.consts[g.nodes[0].inputs[1]].shape[0] == 5
-    np.testing.assert_allclose(run(g, x), before, rtol=1e-6, atol=1e-6)
 
 
 def test_grouped_producer_needs_one_segment_per_group():
     ok = _conv_gather([2, 0, 4, 5], group=2, relu=False)
-    x = sample(4, 5)
-    before = run(ok, x)
-    assert FoldGatherIntoConv().run(ok).applied == 1
+    assert check_pass(ok, FoldGatherIntoConv(), sample(4, 5), counts={"Conv": 1}, rtol=1e-6, atol=1e-6).applied == 1
     assert ok.nodes[0].attrs["group"] == 2
-    np.testing.assert_allclose(run(ok, x), before, rtol=1e-6, atol=1e-6)
     bad = _conv_gather([4, 0, 1, 5], group=2, relu=False)
-    result = FoldGatherIntoConv().run(bad)
+    result = check_pass(bad, FoldGatherIntoConv(), sample(4, 5), counts={"Conv": 1, "Gather": 1})
     assert result.applied == 0 and "segment" in next(iter(result.skipped.values()))
 
 
 def test_repeated_rows_only_for_layers_the_plan_selects():
     g = _conv_gather([1, 0, 0, 2])  # row 0 twice: folding computes it twice
-    result = FoldGatherIntoConv({"other"}).run(g)
+    result = check_pass(g, FoldGatherIntoConv({"other"}), sample(4, 5), counts={"Conv": 1, "Relu": 1, "Gather": 1})
     assert result.applied == 0 and "not selected" in next(iter(result.skipped.values()))
 
 
 def test_fold_that_adds_no_rows_needs_no_selection():
     g = _conv_gather([5, 1, 0, 2, 3])  # 5 distinct rows of 6: less work, no Gather
-    x = sample(4, 5)
-    before = run(g, x)
-    assert FoldGatherIntoConv({"other"}).run(g).applied == 1
-    assert ops(g) == {"Conv": 1, "Relu": 1} and g.consts[g.nodes[0].inputs[1]].shape[0] == 5
-    np.testing.assert_allclose(run(g, x), before, rtol=1e-6, atol=1e-6)
+    fold = FoldGatherIntoConv({"other"})
+    assert check_pass(g, fold, sample(4, 5), counts={"Conv": 1, "Relu": 1}, rtol=1e-6, atol=1e-6).applied == 1
+    assert g.consts[g.nodes[0].inputs[1]].shape[0] == 5
 
 
 def test_plain_pruned_layer_folds_zero_padding_for_the_next_conv_without_selection():
@@ -68,7 +60,7 @@ def test_plain_pruned_layer_folds_zero_padding_for_the_next_conv_without_selecti
 
     def graph(index, layer=None, consumer=True):
         g = _conv_gather(index, pad=1)
-        g.meta["structure"] = {"c": layer or ConvStructure.dense("c", 4, 6, 3, 1)}
+        g.context.structure = {"c": layer or ConvStructure.dense("c", 4, 6, 3, 1)}
         if consumer:  # Gather -> 1x1 Conv -> y
             gather = g.nodes[-1]
             gather.outputs = ["gathered"]
@@ -78,14 +70,12 @@ def test_plain_pruned_layer_folds_zero_padding_for_the_next_conv_without_selecti
         return g
 
     g = graph([5, 1, 6, 0, 6, 2, 3, 4, 6])  # 9 rows from 6: the extra ones read the zero channel
-    x = sample(4, 5)
-    before = run(g, x)
-    assert FoldGatherIntoConv({"other"}).run(g).applied == 1
-    assert ops(g) == {"Conv": 2, "Relu": 1} and g.consts[g.nodes[0].inputs[1]].shape[0] == 9
-    np.testing.assert_allclose(run(g, x), before, rtol=1e-5, atol=1e-5)
+    assert check_pass(g, FoldGatherIntoConv({"other"}), sample(4, 5), counts={"Conv": 2, "Relu": 1}).applied == 1
+    assert g.consts[g.nodes[0].inputs[1]].shape[0] == 9
     grouped = ConvStructure("c", 4, 6, 3, 1, 2, (0, 0, 0, 1, 1, 1), ((0, 1, 2, 3),) * 2)
-    for g, why in ((graph([5, 1, 1, 0, 6, 2, 3, 4, 6]), "repeat computed rows"),
-                   (graph([5, 1, 6, 0, 6, 2, 3, 4, 6], grouped), "zero padding"),
-                   (graph([5, 1, 6, 0, 6, 2, 3, 4, 6], consumer=False), "zero padding")):
-        result = FoldGatherIntoConv({"other"}).run(g)
+    for g, why, convs in ((graph([5, 1, 1, 0, 6, 2, 3, 4, 6]), "repeat computed rows", 2),
+                          (graph([5, 1, 6, 0, 6, 2, 3, 4, 6], grouped), "zero padding", 2),
+                          (graph([5, 1, 6, 0, 6, 2, 3, 4, 6], consumer=False), "zero padding", 1)):
+        counts = {"Conv": convs, "Relu": 1, "Pad": 1, "Gather": 1}
+        result = check_pass(g, FoldGatherIntoConv({"other"}), sample(4, 5), counts=counts)
         assert result.applied == 0 and why in next(iter(result.skipped.values()))

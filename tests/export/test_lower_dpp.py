@@ -57,8 +57,9 @@ def test_single_dpp_conv_lowering_matches_torch_at_any_batch(stride: int, layout
     g = _graph(conv, bn, 6)
     if layout == "nchw":
         g.nodes[0].attrs["layout"] = "nchw"
-    result = LowerDPPConv().run(g)
+    result = LowerDPPConv().run(g)  # the DPPConv pseudo-op has no ONNX Runtime kernel: checked against torch below
     assert result.applied == 1
+    g.check_index()
     expected = {"GlobalAveragePool": 1, "Flatten": 1, "Gemm": 2, "Relu": 1, "Reshape": 4, "Softmax": 1,
                 "MatMul": 2, "Pad": 1, "Slice": 3, "Concat": 1, "Add": 1}
     if layout == "nhwc":
@@ -95,6 +96,7 @@ def test_dppnet_resnet20_exports_batch_dynamic_with_the_promised_macs(tmp_path) 
     assert sorted(result.parity_max_diff) == [1, 3, 8]
     assert result.max_diff < 1e-4
     assert result.node_counts["Conv"] == 3 and result.node_counts["MatMul"] == 36  # stem + 2 downsample
+    assert [(p.name, p.applied) for p in result.passes] == [("fold-batchnorm", 3), ("lower-dpp", 18)]
     macs, moves = onnx_costs(tmp_path / "dpp.onnx")
     costs = dppnet_costs(ckpt.state_dict, topology("dppnet-resnet20", input_size=(16, 16)))
     assert macs == costs["flops"]

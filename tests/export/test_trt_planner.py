@@ -89,7 +89,7 @@ def test_candidates_build_as_small_engines(tmp_path) -> None:
     topo = topology(ck.model, ck.structure.num_classes, ck.structure.input_size)
     weights = {k: v.detach().numpy() for k, v in build_model(ck).state_dict().items()}
     plain = build_plain_graph(topo, weights, ck.structure, stem_pool=False)
-    structure = plain.meta["structure"]
+    structure = plain.context.structure
     unit = next(u for u in find_units(plain, topo) if not all(structure[s.name].is_dense for s in u.convs))
     engines, options = build_candidate_engines(plain, unit, (1, 4), tmp_path, fp16=True, flavour="tensorrt_rtx")
     assert set(engines) == set(options) and {"dense", "grouped"} <= set(engines) <= set(CANDIDATES)

@@ -24,7 +24,7 @@ def _plain():
 
 def test_all_inputs_conv1_candidate_is_exact_and_gather_free():
     plain, topo = _plain()
-    structure = plain.meta["structure"]
+    structure = plain.context.structure
     unit = next(u for u in find_units(plain, topo) if u.name.endswith((".1", ".2"))
                 and structure[f"{u.name}.conv2"].groups == 2 and structure[f"{u.name}.conv1"].groups == 2)
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -62,7 +62,7 @@ def test_basic_candidates_at_multiple_8_are_exact_and_all8_moves_no_channels():
     topo = topology("resnet20", input_size=(16, 16))
     weights = {k: v.detach().numpy() for k, v in build_model(ck).state_dict().items()}
     plain = build_plain_graph(topo, weights, ck.structure, stem_pool=False)
-    structure = plain.meta["structure"]
+    structure = plain.context.structure
     unit = next(u for u in find_units(plain, topo) if u.name == "layer2.1")
     assert structure["layer2.1.conv1"].groups == 4
     x = np.random.default_rng(2).standard_normal((2, 3, 16, 16)).astype(np.float32)

@@ -1,8 +1,9 @@
-"""Export passes: each rewrites one pattern, says why it did not apply, and keeps the graph
-numerically equivalent (see each module's docstring for the math)."""
+"""Export passes: each rewrites one pattern (``check`` returns a match or a ``NoMatch`` saying why
+not, ``rewrite`` consumes the match) and keeps the graph numerically equivalent (see each
+module's docstring for the math); ``run`` reports where it applied and why not elsewhere."""
 from __future__ import annotations
 
-from dsp_deploy.export.passes.base import Pass, PassResult
+from dsp_deploy.export.passes.base import Match, NoMatch, Pass, PassResult
 from dsp_deploy.export.passes.compose_gathers import ComposeGathers
 from dsp_deploy.export.passes.dead_channels import RemoveDeadChannels
 from dsp_deploy.export.passes.fold_batchnorm import FoldBatchNorm
@@ -15,4 +16,5 @@ from dsp_deploy.export.passes.narrow_streams import NarrowStreams
 from dsp_deploy.export.passes.reorder_filters import ReorderFilters
 
 __all__ = ["CastToFloat16", "ComposeGathers", "FoldBatchNorm", "FoldGatherIntoConv", "GatherToSlice", "HoistGather",
-           "LowerConv", "NarrowStreams", "Pass", "PassResult", "RemoveDeadChannels", "ReorderFilters"]
+           "LowerConv", "Match", "NarrowStreams", "NoMatch", "Pass", "PassResult", "RemoveDeadChannels",
+           "ReorderFilters"]

@@ -9,38 +9,53 @@ Gather straight from the lowered conv's output, in the order that conv produces.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 
 from dsp_deploy.export.graph import Graph, Node, index_array
-from dsp_deploy.export.passes.base import Pass
+from dsp_deploy.export.passes.base import Match, NoMatch, Pass
 from dsp_deploy.export.passes.hoist_gather import is_channel_gather, is_zero_channel_pad
 
 
-class ComposeGathers(Pass):
+@dataclass
+class Composable(Match):
+    """The Gather ``node`` with index map ``index`` reads ``src``'s output; ``rule`` says which
+    identity of the module docstring applies: Gather of a Gather, of an unused zero Pad, or the
+    identity map."""
+
+    rule: Literal["gather", "unused-pad", "identity"]
+    src: Node | None
+    index: np.ndarray
+
+
+class ComposeGathers(Pass[Composable]):
     name = "compose-gathers"
     ops = ("Gather",)
 
-    def check(self, graph: Graph, node: Node) -> str | None:
+    def check(self, graph: Graph, node: Node) -> Composable | NoMatch:
         if not is_channel_gather(graph, node):
-            return "not a constant channel Gather"
+            return NoMatch("not a constant channel Gather")
         src = graph.producer(node.inputs[0])
         index = graph.consts[node.inputs[1]]
         if is_channel_gather(graph, src):
-            return None
-        if is_zero_channel_pad(graph, src) and int(index.max()) < graph.channels(src.inputs[0]):  # type: ignore[union-attr]
-            return None
+            return Composable(node, "gather", src, index)
+        if src is not None and is_zero_channel_pad(graph, src) and int(index.max()) < graph.channels(src.inputs[0]):
+            return Composable(node, "unused-pad", src, index)
         if index.tolist() == list(range(graph.channels(node.inputs[0]))):
-            return None
-        return "nothing to compose (input is not a Gather, an unused zero Pad, and the map is not identity)"
+            return Composable(node, "identity", src, index)
+        return NoMatch("nothing to compose (input is not a Gather, an unused zero Pad, and the map is not identity)")
 
-    def rewrite(self, graph: Graph, node: Node) -> None:
-        src = graph.producer(node.inputs[0])
-        index = graph.consts[node.inputs[1]]
-        if is_channel_gather(graph, src):
-            inner = graph.consts[src.inputs[1]]  # type: ignore[union-attr]
-            node.inputs = [src.inputs[0], graph.const(index_array(np.asarray(inner)[index]), f"{node.layer}.idx")]  # type: ignore[union-attr]
-        elif is_zero_channel_pad(graph, src) and int(index.max()) < graph.channels(src.inputs[0]):  # type: ignore[union-attr]
-            node.inputs = [src.inputs[0], node.inputs[1]]  # type: ignore[union-attr]
-        else:
+    def rewrite(self, graph: Graph, match: Composable) -> None:
+        node, src = match.node, match.src
+        if match.rule == "identity":
             graph.replace_uses(node.outputs[0], node.inputs[0])
             graph.remove(node)
+            return
+        assert src is not None
+        if match.rule == "gather":
+            inner = graph.consts[src.inputs[1]]
+            node.inputs = (src.inputs[0], graph.const(index_array(np.asarray(inner)[match.index]), f"{node.layer}.idx"))
+        else:
+            node.inputs = (src.inputs[0], node.inputs[1])

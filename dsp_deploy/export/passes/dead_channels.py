@@ -10,14 +10,24 @@ must stay in G equal segments).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dsp_deploy.export.graph import Graph, Node, index_array
-from dsp_deploy.export.passes.base import Pass
+from dsp_deploy.export.passes.base import Match, NoMatch, Pass
 from dsp_deploy.export.passes.hoist_gather import is_channel_gather
 
 
-def readers(graph: Graph, conv: Node) -> tuple[Node | None, list[Node]] | str:
+@dataclass
+class Readers:
+    """What reads a Conv's output: an optional Relu, then only channel Gathers."""
+
+    relu: Node | None
+    gathers: list[Node]
+
+
+def readers(graph: Graph, conv: Node) -> Readers | NoMatch:
     """(optional Relu, channel Gathers) reading ``conv``'s output, or why that is not the case."""
     out = conv.outputs[0]
     relu = None
@@ -27,36 +37,43 @@ def readers(graph: Graph, conv: Node) -> tuple[Node | None, list[Node]] | str:
         out = relu.outputs[0]
         users = graph.consumers(out)
     if graph.is_graph_output(out) or not users:
-        return "output is a graph output or unused"
+        return NoMatch("output is a graph output or unused")
     if not all(is_channel_gather(graph, u) and u.inputs[0] == out for u in users):
-        return "a consumer is not a channel Gather"
-    return relu, users
+        return NoMatch("a consumer is not a channel Gather")
+    return Readers(relu, users)
 
 
-class RemoveDeadChannels(Pass):
+@dataclass
+class DeadRows(Match):
+    """The Conv ``node`` whose ``gathers`` read only rows ``keep`` (sorted)."""
+
+    gathers: list[Node]
+    keep: list[int]
+
+
+class RemoveDeadChannels(Pass[DeadRows]):
     name = "dead-channels"
     ops = ("Conv",)
 
-    def check(self, graph: Graph, node: Node) -> str | None:
+    def check(self, graph: Graph, node: Node) -> DeadRows | NoMatch:
         if node.attrs.get("group", 1) != 1:
-            return "grouped conv (rows must stay in equal segments)"
+            return NoMatch("grouped conv (rows must stay in equal segments)")
         if len(node.inputs) < 3 or graph.const_value(node.inputs[1]) is None:
-            return "no constant weight and bias"
+            return NoMatch("no constant weight and bias")
         found = readers(graph, node)
-        if isinstance(found, str):
+        if isinstance(found, NoMatch):
             return found
-        used = {int(i) for g in found[1] for i in graph.consts[g.inputs[1]].reshape(-1)}
+        used = {int(i) for g in found.gathers for i in graph.consts[g.inputs[1]].reshape(-1)}
         if len(used) == graph.consts[node.inputs[1]].shape[0]:
-            return "every output channel is read"
-        return None
+            return NoMatch("every output channel is read")
+        return DeadRows(node, found.gathers, sorted(used))
 
-    def rewrite(self, graph: Graph, node: Node) -> None:
-        _, gathers = readers(graph, node)  # type: ignore[misc]
-        keep = sorted({int(i) for g in gathers for i in graph.consts[g.inputs[1]].reshape(-1)})
+    def rewrite(self, graph: Graph, match: DeadRows) -> None:
+        node, keep = match.node, match.keep
         where = {old: new for new, old in enumerate(keep)}
         weight, bias = graph.consts[node.inputs[1]], graph.consts[node.inputs[2]]
-        node.inputs[1:3] = [graph.const(np.ascontiguousarray(weight[keep]), f"{node.layer}.w"),
-                            graph.const(np.ascontiguousarray(bias[keep]), f"{node.layer}.b")]
-        for g in gathers:
+        node.inputs = (node.inputs[0], graph.const(np.ascontiguousarray(weight[keep]), f"{node.layer}.w"),
+                       graph.const(np.ascontiguousarray(bias[keep]), f"{node.layer}.b"))
+        for g in match.gathers:
             index = [where[int(i)] for i in graph.consts[g.inputs[1]].reshape(-1)]
-            g.inputs[1] = graph.const(index_array(index), f"{g.layer}.idx")
+            g.inputs = (g.inputs[0], graph.const(index_array(index), f"{g.layer}.idx"))

@@ -9,33 +9,41 @@ exactly zero, which later passes rely on.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dsp_deploy.export.graph import Graph, Node
-from dsp_deploy.export.passes.base import Pass
+from dsp_deploy.export.passes.base import Match, NoMatch, Pass
 
 
-class FoldBatchNorm(Pass):
+@dataclass
+class ConvBatchNorm(Match):
+    """``node`` is the BatchNormalization, ``conv`` the Conv feeding only it."""
+
+    conv: Node
+
+
+class FoldBatchNorm(Pass[ConvBatchNorm]):
     name = "fold-batchnorm"
     ops = ("BatchNormalization",)
 
-    def check(self, graph: Graph, node: Node) -> str | None:
+    def check(self, graph: Graph, node: Node) -> ConvBatchNorm | NoMatch:
         conv = graph.producer(node.inputs[0])
         if conv is None or conv.op != "Conv":
-            return "input is not produced by a Conv"
+            return NoMatch("input is not produced by a Conv")
         if graph.single_consumer(conv.outputs[0]) is not node:
-            return "the Conv output has other consumers"
+            return NoMatch("the Conv output has other consumers")
         if any(graph.const_value(t) is None for t in node.inputs[1:5]):
-            return "BatchNormalization parameters are not constants"
+            return NoMatch("BatchNormalization parameters are not constants")
         if graph.const_value(conv.inputs[1]) is None:
-            return "Conv weight is not a constant"
+            return NoMatch("Conv weight is not a constant")
         if node.attrs.get("training_mode", 0):
-            return "training-mode BatchNormalization"
-        return None
+            return NoMatch("training-mode BatchNormalization")
+        return ConvBatchNorm(node, conv)
 
-    def rewrite(self, graph: Graph, node: Node) -> None:
-        conv = graph.producer(node.inputs[0])
-        assert conv is not None
+    def rewrite(self, graph: Graph, match: ConvBatchNorm) -> None:
+        node, conv = match.node, match.conv
         gamma, beta, mean, var = (graph.consts[t].astype(np.float64) for t in node.inputs[1:5])
         scale = gamma / np.sqrt(var + float(node.attrs.get("epsilon", 1e-5)))
         weight = graph.consts[conv.inputs[1]].astype(np.float64)

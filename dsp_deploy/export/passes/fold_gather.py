@@ -19,28 +19,42 @@ instead of a Pad and a Gather copying the tensor.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import numpy as np
 
 from dsp_deploy.export.graph import Graph, Node
-from dsp_deploy.export.passes.base import Pass
+from dsp_deploy.export.passes.base import Match, NoMatch, Pass
 from dsp_deploy.export.passes.hoist_gather import is_channel_gather, is_zero_channel_pad
 
 
-def _chain(graph: Graph, gather: Node) -> tuple[Node, Node | None, Node | None] | str:
-    """(conv, relu, pad) feeding ``gather`` through single-consumer edges, or a reason."""
+@dataclass
+class GatherOfConv(Match):
+    """The Gather ``node`` (rows ``index``) reads ``conv`` (constant ``weight``, ``bias``) through
+    an optional ``relu`` and zero ``pad``, each edge with a single consumer."""
+
+    conv: Node
+    relu: Node | None
+    pad: Node | None
+    weight: np.ndarray
+    bias: np.ndarray
+    index: np.ndarray
+
+
+def _chain(graph: Graph, gather: Node) -> tuple[Node, Node | None, Node | None] | NoMatch:
+    """(conv, relu, pad) feeding ``gather`` through single-consumer edges, or why not."""
     node = graph.producer(gather.inputs[0])
     pad = relu = None
-    if is_zero_channel_pad(graph, node):
-        pad, node = node, graph.producer(node.inputs[0])  # type: ignore[union-attr]
+    if node is not None and is_zero_channel_pad(graph, node):
+        pad, node = node, graph.producer(node.inputs[0])
     if node is not None and node.op == "Relu":
         relu, node = node, graph.producer(node.inputs[0])
     if node is None or node.op != "Conv":
-        return "input is not produced by a Conv (through Relu/zero Pad)"
+        return NoMatch("input is not produced by a Conv (through Relu/zero Pad)")
     chain = [n for n in (node, relu, pad, gather) if n is not None]
     for first, second in zip(chain, chain[1:]):
         if graph.single_consumer(first.outputs[0]) is not second:
-            return f"'{first.name}' has other consumers"
+            return NoMatch(f"'{first.name}' has other consumers")
     return node, relu, pad
 
 
@@ -59,7 +73,7 @@ def _segments_ok(index: np.ndarray, rows: int, group: int, zero: int) -> bool:
 
 def _plain_pruned(graph: Graph, conv: Node) -> bool:
     """A group=1 Conv of a layer the structure prunes with G=1 (plain channel pruning)."""
-    layer = graph.meta.get("structure", {}).get(conv.layer)
+    layer = graph.context.structure.get(conv.layer or "")
     return conv.attrs.get("group", 1) == 1 and layer is not None and layer.groups == 1
 
 
@@ -78,44 +92,43 @@ def _repeats_only_zeros(index: np.ndarray, weight: np.ndarray, bias: np.ndarray)
     return len(computed) == len(set(computed))
 
 
-class FoldGatherIntoConv(Pass):
+class FoldGatherIntoConv(Pass[GatherOfConv]):
     name = "fold-gather-into-conv"
     ops = ("Gather",)
 
     def __init__(self, layers: Collection[str] | None = None) -> None:
         self.layers = layers
 
-    def check(self, graph: Graph, node: Node) -> str | None:
+    def check(self, graph: Graph, node: Node) -> GatherOfConv | NoMatch:
         if not is_channel_gather(graph, node):
-            return "not a constant channel Gather"
+            return NoMatch("not a constant channel Gather")
         found = _chain(graph, node)
-        if isinstance(found, str):
+        if isinstance(found, NoMatch):
             return found
-        conv = found[0]
+        conv, relu, pad = found
         weight = graph.const_value(conv.inputs[1])
         if weight is None or len(conv.inputs) < 3 or graph.const_value(conv.inputs[2]) is None:
-            return "producer Conv has no constant weight and bias"
+            return NoMatch("producer Conv has no constant weight and bias")
+        bias = graph.consts[conv.inputs[2]]
         index = graph.consts[node.inputs[1]].reshape(-1)
         if self.layers is not None and conv.layer not in self.layers:
-            if not _repeats_only_zeros(index, weight, graph.consts[conv.inputs[2]]):
-                return "producer not selected for folding by the plan (folding would repeat computed rows)"
+            if not _repeats_only_zeros(index, weight, bias):
+                return NoMatch("producer not selected for folding by the plan (folding would repeat computed rows)")
             if len(index) > weight.shape[0] and not (_plain_pruned(graph, conv) and _feeds_convs(graph, node)):
-                return ("producer not selected for folding by the plan (folding would add rows other than a "
-                        "G=1 layer's zero padding for the next conv)")
+                return NoMatch("producer not selected for folding by the plan (folding would add rows other than "
+                               "a G=1 layer's zero padding for the next conv)")
         if not _segments_ok(index, weight.shape[0], int(conv.attrs.get("group", 1)), weight.shape[0]):
-            return "grouped producer: the gathered rows do not split into one segment per group"
-        return None
+            return NoMatch("grouped producer: the gathered rows do not split into one segment per group")
+        return GatherOfConv(node, conv, relu, pad, weight, bias, index)
 
-    def rewrite(self, graph: Graph, node: Node) -> None:
-        conv, relu, pad = _chain(graph, node)  # type: ignore[misc]
-        weight, bias = graph.consts[conv.inputs[1]], graph.consts[conv.inputs[2]]
+    def rewrite(self, graph: Graph, match: GatherOfConv) -> None:
+        node, conv, weight, bias = match.node, match.conv, match.weight, match.bias
         w0 = np.concatenate([weight, np.zeros_like(weight[:1])])
         b0 = np.concatenate([bias, np.zeros_like(bias[:1])])
-        index = np.minimum(graph.consts[node.inputs[1]].reshape(-1), weight.shape[0])
-        conv.inputs[1:3] = [graph.const(np.ascontiguousarray(w0[index]), f"{conv.layer}.w"),
-                            graph.const(np.ascontiguousarray(b0[index]), f"{conv.layer}.b")]
-        last = relu or conv
-        graph.replace_uses(node.outputs[0], last.outputs[0])
+        index = np.minimum(match.index, weight.shape[0])
+        conv.inputs = (conv.inputs[0], graph.const(np.ascontiguousarray(w0[index]), f"{conv.layer}.w"),
+                       graph.const(np.ascontiguousarray(b0[index]), f"{conv.layer}.b"))
+        graph.replace_uses(node.outputs[0], (match.relu or conv).outputs[0])
         graph.remove(node)
-        if pad is not None:
-            graph.remove(pad)
+        if match.pad is not None:
+            graph.remove(match.pad)

@@ -10,20 +10,22 @@ from __future__ import annotations
 import numpy as np
 
 from dsp_deploy.export.graph import Graph, Node
-from dsp_deploy.export.passes.base import Pass, PassResult
+from dsp_deploy.export.passes.base import Match, Pass, PassResult
 
 FLOAT, FLOAT16 = 1, 10  # onnx.TensorProto enum values
 
 
-class CastToFloat16(Pass):
+class CastToFloat16(Pass[Match]):
+    """A graph-level pass: ``run`` rewrites constants, inputs and outputs (no per-node matching)."""
+
     name = "fp16"
 
-    def check(self, graph: Graph, node: Node) -> str | None:  # graph-level pass
-        return None
+    def matches(self, node: Node) -> bool:
+        return False
 
     def run(self, graph: Graph) -> PassResult:
         result = PassResult(self.name)
-        if graph.meta.get("fp16"):
+        if graph.context.fp16:
             result.skipped["graph"] = "already float16"
             return result
         for name, value in list(graph.consts.items()):
@@ -34,9 +36,9 @@ class CastToFloat16(Pass):
             if value.dtype == "float32":
                 cast = Node("Cast", [value.name], [graph.fresh(f"{value.name}.fp16")], {"to": FLOAT16},
                             graph.fresh("cast_input"), None)
-                for node in graph.nodes:
+                for node in graph.consumers(value.name):
                     node.inputs = [cast.outputs[0] if t == value.name else t for t in node.inputs]
-                graph.nodes.insert(0, cast)
+                graph.insert(cast, first=True)
         for value in graph.outputs:
             if value.dtype == "float32":
                 inner = graph.fresh(f"{value.name}.fp16")
@@ -45,6 +47,6 @@ class CastToFloat16(Pass):
                     producer.outputs = [inner if t == value.name else t for t in producer.outputs]
                 for node in graph.consumers(value.name):
                     node.inputs = [inner if t == value.name else t for t in node.inputs]
-                graph.nodes.append(Node("Cast", [inner], [value.name], {"to": FLOAT}, graph.fresh("cast_output"), None))
-        graph.meta["fp16"] = True
+                graph.insert(Node("Cast", [inner], [value.name], {"to": FLOAT}, graph.fresh("cast_output"), None))
+        graph.context.fp16 = True
         return result

@@ -9,8 +9,10 @@ compose-gathers can merge the two, and the Conv before it is followed by its Rel
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from dsp_deploy.export.graph import Graph, Node
-from dsp_deploy.export.passes.base import Pass
+from dsp_deploy.export.passes.base import Match, NoMatch, Pass
 
 
 def is_channel_gather(graph: Graph, node: Node | None) -> bool:
@@ -26,22 +28,28 @@ def is_zero_channel_pad(graph: Graph, node: Node | None) -> bool:
     return pads is not None and len(pads) == 8 and not any(pads[[0, 1, 2, 3, 4, 6, 7]])
 
 
-class HoistGather(Pass):
+@dataclass
+class ReluOfMove(Match):
+    """``node`` is the Relu, ``src`` the channel Gather or zero Pad it alone reads."""
+
+    src: Node
+
+
+class HoistGather(Pass[ReluOfMove]):
     name = "hoist-gather"
     ops = ("Relu",)
 
-    def check(self, graph: Graph, node: Node) -> str | None:
+    def check(self, graph: Graph, node: Node) -> ReluOfMove | NoMatch:
         src = graph.producer(node.inputs[0])
-        if not (is_channel_gather(graph, src) or is_zero_channel_pad(graph, src)):
-            return "input is not a channel Gather or zero-channel Pad"
+        if src is None or not (is_channel_gather(graph, src) or is_zero_channel_pad(graph, src)):
+            return NoMatch("input is not a channel Gather or zero-channel Pad")
         if graph.single_consumer(node.inputs[0]) is not node:
-            return "the Gather/Pad output has other consumers"
-        return None
+            return NoMatch("the Gather/Pad output has other consumers")
+        return ReluOfMove(node, src)
 
-    def rewrite(self, graph: Graph, node: Node) -> None:
-        src = graph.producer(node.inputs[0])
-        assert src is not None
+    def rewrite(self, graph: Graph, match: ReluOfMove) -> None:
+        node, src = match.node, match.src
         relu = graph.add("Relu", [src.inputs[0]], layer=node.layer, name=node.name, before=src)
-        src.inputs[0] = relu.outputs[0]
+        src.inputs = (relu.outputs[0], *src.inputs[1:])
         graph.replace_uses(node.outputs[0], src.outputs[0])
         graph.remove(node)

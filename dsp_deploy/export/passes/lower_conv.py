@@ -15,15 +15,15 @@ With ``aligned`` (union only) the conv writes every filter in model order and ne
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from dsp_deploy.export.graph import Graph, Node, index_array
 from dsp_deploy.export.layouts import ConvLayout, active_groups, branch_layouts, grouped_layout, union_layout
-from dsp_deploy.export.passes.base import Pass
+from dsp_deploy.export.passes.base import Match, NoMatch, Pass
 from dsp_deploy.export.plan import LayerChoice
-
-LOWERED = "lowered_layers"
+from dsp_deploy.structure import ConvStructure
 
 
 def gather(graph: Graph, x: str, index: list[int] | None, before: Node, layer: str | None) -> str:
@@ -59,7 +59,18 @@ def restore(graph: Graph, y: str, layout: ConvLayout, out_channels: int, before:
               layer=layer, before=before, output=output)
 
 
-class LowerConv(Pass):
+@dataclass
+class PrunedConv(Match):
+    """The Conv ``node`` (constant ``weight``, ``bias``) of a pruned ``layer``, and how the plan
+    lowers it."""
+
+    choice: LayerChoice
+    layer: ConvStructure
+    weight: np.ndarray
+    bias: np.ndarray
+
+
+class LowerConv(Pass[PrunedConv]):
     """Rewrite every Conv whose layer has a non-dense choice in ``choices``."""
 
     name = "lower-conv"
@@ -68,30 +79,28 @@ class LowerConv(Pass):
     def __init__(self, choices: Mapping[str, LayerChoice]) -> None:
         self.choices = choices
 
-    def check(self, graph: Graph, node: Node) -> str | None:
+    def check(self, graph: Graph, node: Node) -> PrunedConv | NoMatch:
         choice = self.choices.get(node.layer or "")
         if choice is None or choice.lowering == "dense":
-            return "dense by plan"
-        if node.layer in graph.meta.setdefault(LOWERED, set()):
-            return "already lowered"
-        layer = graph.meta["structure"].get(node.layer)
+            return NoMatch("dense by plan")
+        if node.layer in graph.context.lowered:
+            return NoMatch("already lowered")
+        layer = graph.context.structure.get(node.layer or "")
         if layer is None:
-            return "no structure entry for this layer"
+            return NoMatch("no structure entry for this layer")
         if node.attrs.get("group", 1) != 1 or len(node.inputs) < 3:
-            return "expects a plain Conv with folded bias (run fold-batchnorm first)"
+            return NoMatch("expects a plain Conv with folded bias (run fold-batchnorm first)")
         weight = graph.const_value(node.inputs[1])
         if weight is None or weight.shape[:2] != (layer.out_channels, layer.in_channels):
-            return "weight shape does not match the structure"
+            return NoMatch("weight shape does not match the structure")
         if not active_groups(layer):
-            return "every filter is pruned"
+            return NoMatch("every filter is pruned")
         if layer.is_dense and choice.lowering != "union":
-            return "layer is not pruned"
-        return None
+            return NoMatch("layer is not pruned")
+        return PrunedConv(node, choice, layer, weight, graph.consts[node.inputs[2]])
 
-    def rewrite(self, graph: Graph, node: Node) -> None:
-        choice = self.choices[node.layer]  # type: ignore[index]
-        layer = graph.meta["structure"][node.layer]
-        weight, bias = graph.consts[node.inputs[1]], graph.consts[node.inputs[2]]
+    def rewrite(self, graph: Graph, match: PrunedConv) -> None:
+        node, choice, layer, weight, bias = match.node, match.choice, match.layer, match.weight, match.bias
         x, output = node.inputs[0], node.outputs[0]
         if choice.lowering == "grouped":
             layout = grouped_layout(layer, weight, bias, pad=choice.pad, split=choice.split)
@@ -114,5 +123,5 @@ class LowerConv(Pass):
             merged = ConvLayout(None, np.zeros((total, 1, 1, 1), np.float32), np.zeros(total, np.float32), 1,
                                 out_pos, None)
             restore(graph, cat, merged, layer.out_channels, node, node.layer, output)
-        graph.meta[LOWERED].add(node.layer)
+        graph.context.lowered.add(node.layer or "")
         graph.remove(node)

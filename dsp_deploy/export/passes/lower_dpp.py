@@ -27,11 +27,13 @@ image: ``|U| O I Ho Wo`` (the aggregated kernel's sparsity, the paper's count) +
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dsp_deploy.errors import ExportError
 from dsp_deploy.export.graph import Graph, Node
-from dsp_deploy.export.passes.base import Pass
+from dsp_deploy.export.passes.base import Match, NoMatch, Pass, PassResult
 
 DPP_OP = "DPPConv"  # pseudo-op of the plain graph: inputs x, weight (P,O,I,k,k), masks (P,k,k), fc1, fc2 w, fc2 b
 
@@ -44,19 +46,27 @@ def _channels_last(node: Node, pixels: int, out_channels: int) -> bool:
     return node.attrs.get("layout", "nhwc") != "nchw"
 
 
-class LowerDPPConv(Pass):
+@dataclass
+class DPPConvBatchNorm(Match):
+    """The DPPConv ``node`` and the BatchNormalization ``bn`` it alone feeds."""
+
+    bn: Node
+
+
+class LowerDPPConv(Pass[DPPConvBatchNorm]):
     name = "lower-dpp"
     ops = (DPP_OP,)
 
-    def check(self, graph: Graph, node: Node) -> str | None:
+    def check(self, graph: Graph, node: Node) -> DPPConvBatchNorm | NoMatch:
         users = graph.consumers(node.outputs[0])
         if len(users) != 1 or users[0].op != "BatchNormalization" or graph.is_graph_output(node.outputs[0]):
-            return "a DPPConv must feed exactly one BatchNormalization"
+            return NoMatch("a DPPConv must feed exactly one BatchNormalization")
         if any(graph.const_value(t) is None for t in node.inputs[1:] + users[0].inputs[1:5]):
-            return "DPPConv/BatchNormalization parameters are not constants"
-        return None
+            return NoMatch("DPPConv/BatchNormalization parameters are not constants")
+        return DPPConvBatchNorm(node, users[0])
 
-    def run(self, graph: Graph):  # type: ignore[override]
+    def run(self, graph: Graph) -> PassResult:
+        """Lower every DPPConv; ExportError naming the layer of one that cannot be lowered."""
         result = super().run(graph)
         if result.skipped:
             name, reason = next(iter(result.skipped.items()))
@@ -64,8 +74,8 @@ class LowerDPPConv(Pass):
             raise ExportError(reason, layer=layer)
         return result
 
-    def rewrite(self, graph: Graph, node: Node) -> None:
-        bn = graph.consumers(node.outputs[0])[0]
+    def rewrite(self, graph: Graph, match: DPPConvBatchNorm) -> None:
+        node, bn = match.node, match.bn
         layer = node.layer
         weight, masks, fc1, fc2_w, fc2_b = (graph.consts[t].astype(np.float64) for t in node.inputs[1:])
         patterns, out_ch, in_ch, k, _ = weight.shape

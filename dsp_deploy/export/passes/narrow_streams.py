@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsp_deploy.export.graph import Graph, Node
-from dsp_deploy.export.passes.base import Pass, PassResult
+from dsp_deploy.export.passes.base import Match, NoMatch, Pass, PassResult
 from dsp_deploy.structure import ConvStructure, ModelStructure
+from dsp_deploy.structure.validate import live_channels
 
-NARROWED = "narrowed_streams"  # graph.meta key: stream name -> (width before, width after)
 _CHANNELWISE = ("Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "Identity", "Add")
 
 
@@ -50,43 +50,46 @@ class StreamRegion:
 
 def _anchors(graph: Graph) -> dict[str, str]:
     """First producer conv name -> stream name."""
-    topo = graph.meta.get("topology")
-    if topo is None or "structure" not in graph.meta:
+    topo = graph.context.topology
+    if topo is None or not graph.context.structure:
         return {}
     return {stream.producers[0]: stream.name for stream in topo.streams if stream.producers}
 
 
-def _single_conv(graph: Graph, layer: str) -> Node | str:
+def _single_conv(graph: Graph, layer: str, role: str) -> Node | NoMatch:
+    """The one group=1 Conv of ``layer`` (a stream's ``role``: producer or consumer), or why not."""
     convs = [n for n in graph.nodes if n.layer == layer and n.op == "Conv"]
     if len(convs) != 1:
-        return f"'{layer}' is not one Conv in this graph ({len(convs)} found: cut out or already lowered)"
+        return NoMatch(f"{role} '{layer}' is not one Conv in this graph ({len(convs)} found: cut out or already "
+                       "lowered)")
     conv = convs[0]
     if conv.attrs.get("group", 1) != 1 or any(graph.const_value(t) is None for t in conv.inputs[1:]):
-        return f"'{layer}' is not a group=1 Conv with constant weights"
+        return NoMatch(f"{role} '{layer}' is not a group=1 Conv with constant weights")
     return conv
 
 
-def find_region(graph: Graph, stream_name: str) -> StreamRegion | str:
+def find_region(graph: Graph, stream_name: str) -> StreamRegion | NoMatch:
     """The stream's nodes, following per-channel ops from its producers; or why that fails."""
-    topo = graph.meta["topology"]
+    topo = graph.context.topology
+    assert topo is not None
     stream = topo.stream(stream_name)
     producers = []
     for name in stream.producers:
-        conv = _single_conv(graph, name)
-        if isinstance(conv, str):
-            return f"producer {conv}"
+        conv = _single_conv(graph, name, "producer")
+        if isinstance(conv, NoMatch):
+            return conv
         producers.append(conv)
     widths = {int(graph.consts[p.inputs[1]].shape[0]) for p in producers}
     if len(widths) != 1:
-        return f"producers write different widths {sorted(widths)}"
+        return NoMatch(f"producers write different widths {sorted(widths)}")
     region = StreamRegion(stream.name, widths.pop(), producers)
     readers = set(stream.consumers) - {topo.fc}
-    inside = {t for p in producers for t in p.outputs}
-    todo = list(inside)
+    todo = [t for p in reversed(producers) for t in reversed(p.outputs)]  # popped in graph order
+    inside = set(todo)
     while todo:
         tensor = todo.pop()
         if graph.is_graph_output(tensor):
-            return f"stream tensor '{tensor}' is a graph output"
+            return NoMatch(f"stream tensor '{tensor}' is a graph output")
         for node in graph.consumers(tensor):
             grows = False
             if node.op in _CHANNELWISE or (node.op == "Flatten" and node.attrs.get("axis", 1) == 1
@@ -94,21 +97,21 @@ def find_region(graph: Graph, stream_name: str) -> StreamRegion | str:
                 grows = True
             elif node.op == "BatchNormalization" and node.inputs[0] == tensor:
                 if any(graph.const_value(t) is None for t in node.inputs[1:5]):
-                    return f"BatchNormalization '{node.name}' has non-constant parameters"
+                    return NoMatch(f"BatchNormalization '{node.name}' has non-constant parameters")
                 region.batchnorms.append(node)
                 grows = True
             elif node.op == "Conv" and node.layer in readers and node.inputs[0] == tensor:
-                conv = _single_conv(graph, node.layer)  # type: ignore[arg-type]
-                if isinstance(conv, str):
-                    return f"consumer {conv}"
+                conv = _single_conv(graph, node.layer, "consumer")  # type: ignore[arg-type]
+                if isinstance(conv, NoMatch):
+                    return conv
                 if graph.consts[conv.inputs[1]].shape[1] != region.width:
-                    return f"consumer '{node.layer}' does not read {region.width} channels"
+                    return NoMatch(f"consumer '{node.layer}' does not read {region.width} channels")
                 region.consumers.append(node)
             elif node.op == "Gemm" and node.layer == topo.fc and node.inputs[0] == tensor \
                     and not node.attrs.get("transA", 0) and graph.const_value(node.inputs[1]) is not None:
                 region.gemms.append(node)
             else:
-                return f"'{node.name}' ({node.op}) reads the stream and cannot be narrowed"
+                return NoMatch(f"'{node.name}' ({node.op}) reads the stream and cannot be narrowed")
             if grows:
                 for out in node.outputs:
                     if out not in inside:
@@ -116,20 +119,19 @@ def find_region(graph: Graph, stream_name: str) -> StreamRegion | str:
                         todo.append(out)
     for node in graph.nodes:
         if node.op == "Add" and any(t in inside for t in node.inputs) and not all(t in inside for t in node.inputs):
-            return f"'{node.name}' adds a tensor from outside the stream"
+            return NoMatch(f"'{node.name}' adds a tensor from outside the stream")
     found = {n.layer for n in region.consumers} | ({topo.fc} if region.gemms else set())
     missing = sorted(set(stream.consumers) - found)
     if missing:
-        return f"consumer '{missing[0]}' does not read the stream directly"
+        return NoMatch(f"consumer '{missing[0]}' does not read the stream directly")
     return region
 
 
 def live_stream_channels(graph: Graph, stream_name: str) -> list[int]:
     """Sorted live channels of the stream per the (possibly already narrowed) structure."""
-    from dsp_deploy.structure.validate import live_channels
-
-    topo = graph.meta["topology"]
-    layers = graph.meta["structure"]
+    topo = graph.context.topology
+    assert topo is not None
+    layers = graph.context.structure
     structure = ModelStructure(topo.model, topo.num_classes, topo.input_size,
                                tuple(layers[p] for p in topo.stream(stream_name).producers))
     return sorted(live_channels(structure, topo, f"stream:{stream_name}"))
@@ -161,72 +163,74 @@ def narrow_in(layer: ConvStructure, keep: list[int]) -> ConvStructure:
                          layer.filter_groups, inputs)
 
 
-class NarrowStreams(Pass):
+@dataclass
+class NarrowableStream(Match):
+    """``node`` is the first producer of ``stream``, whose nodes are ``region``; ``keep`` its live
+    channels (fewer than the stream's width)."""
+
+    stream: str
+    region: StreamRegion
+    keep: list[int]
+
+
+class NarrowStreams(Pass[NarrowableStream]):
     """Anchor: each stream's first producer Conv (stem or downsample); see module docstring."""
 
     name = "narrow-streams"
     ops = ("Conv",)
 
     def __init__(self) -> None:
-        self._anchor_layers: set[str] = set()
+        self._anchors: dict[str, str] = {}
 
     def matches(self, node: Node) -> bool:
-        return node.op == "Conv" and node.layer in self._anchor_layers
+        return node.op == "Conv" and node.layer in self._anchors
 
     def run(self, graph: Graph) -> PassResult:
-        self._anchor_layers = set(_anchors(graph))
-        before = set(graph.meta.get(NARROWED, {}))
-        result = super().run(graph)
-        done = set(graph.meta.get(NARROWED, {})) - before
-        for name, reason in list(result.skipped.items()):  # narrowed here: not a skip
-            if any(f"stream '{stream}' is live" in reason for stream in done):
-                del result.skipped[name]
-        return result
+        self._anchors = _anchors(graph)
+        return super().run(graph)
 
-    def check(self, graph: Graph, node: Node) -> str | None:
-        stream = _anchors(graph)[node.layer]  # type: ignore[index]
+    def check(self, graph: Graph, node: Node) -> NarrowableStream | NoMatch:
+        stream = self._anchors[node.layer]  # type: ignore[index]
         region = find_region(graph, stream)
-        if isinstance(region, str):
+        if isinstance(region, NoMatch):
             return region
-        layers = graph.meta["structure"]
-        if any(layers[p.layer].out_channels != region.width for p in region.producers):
-            return "the structure's widths do not match the graph's"
+        layers = graph.context.structure
+        if any(layers[p.layer].out_channels != region.width for p in region.producers):  # type: ignore[index]
+            return NoMatch("the structure's widths do not match the graph's")
         keep = live_stream_channels(graph, stream)
         if not keep:
-            return "no live channel"
+            return NoMatch("no live channel")
         if len(keep) == region.width:
-            return f"every channel of stream '{stream}' is live"
+            return NoMatch(f"every channel of stream '{stream}' is live")
         dead = np.setdiff1d(np.arange(region.width), keep)
         for conv in region.producers:
             weight = graph.consts[conv.inputs[1]]
             if np.any(weight[dead]) or np.any(_constant_output(graph, conv, region.batchnorms)[dead]):
-                return f"producer '{conv.layer}' has non-zero weights or bias in channels pruned by the structure"
+                return NoMatch(f"producer '{conv.layer}' has non-zero weights or bias in channels pruned by the "
+                               "structure")
         kept = set(keep)
         for conv in region.consumers:
-            if not set(layers[conv.layer].read_channels) <= kept:
-                return f"consumer '{conv.layer}' reads a channel no producer writes"
-        return None
+            if not set(layers[conv.layer].read_channels) <= kept:  # type: ignore[index]
+                return NoMatch(f"consumer '{conv.layer}' reads a channel no producer writes")
+        return NarrowableStream(node, stream, region, keep)
 
-    def rewrite(self, graph: Graph, node: Node) -> None:
-        stream = _anchors(graph)[node.layer]  # type: ignore[index]
-        region = find_region(graph, stream)
-        assert not isinstance(region, str)
-        keep = live_stream_channels(graph, stream)
+    def rewrite(self, graph: Graph, match: NarrowableStream) -> None:
+        region, keep = match.region, match.keep
         rows = np.asarray(keep, np.int64)
-        layers = dict(graph.meta["structure"])
-
+        layers = graph.context.structure
         def take(tensor: str, axis: int, hint: str) -> str:
             return graph.const(np.ascontiguousarray(np.take(graph.consts[tensor], rows, axis=axis)), hint)
 
         for conv in region.producers:
-            conv.inputs[1:] = [take(t, 0, f"{conv.layer}.{i}") for i, t in enumerate(conv.inputs[1:])]
+            conv.inputs = (conv.inputs[0], *[take(t, 0, f"{conv.layer}.{i}") for i, t in enumerate(conv.inputs[1:])])
             layers[conv.layer] = narrow_out(layers[conv.layer], keep)  # type: ignore[index]
         for bn in region.batchnorms:
-            bn.inputs[1:5] = [take(t, 0, f"{bn.name}.{i}") for i, t in enumerate(bn.inputs[1:5])]
+            bn.inputs = (bn.inputs[0], *[take(t, 0, f"{bn.name}.{i}") for i, t in enumerate(bn.inputs[1:5])],
+                         *bn.inputs[5:])
         for conv in region.consumers:
-            conv.inputs[1] = take(conv.inputs[1], 1, f"{conv.layer}.w")
+            conv.inputs = (conv.inputs[0], take(conv.inputs[1], 1, f"{conv.layer}.w"), *conv.inputs[2:])
             layers[conv.layer] = narrow_in(layers[conv.layer], keep)  # type: ignore[index]
         for gemm in region.gemms:
-            gemm.inputs[1] = take(gemm.inputs[1], 1 if gemm.attrs.get("transB", 0) else 0, f"{gemm.layer}.w")
-        graph.meta["structure"] = layers  # a new dict: graph copies share the old one
-        graph.meta[NARROWED] = {**graph.meta.get(NARROWED, {}), stream: (region.width, len(keep))}
+            axis = 1 if gemm.attrs.get("transB", 0) else 0
+            gemm.inputs = (gemm.inputs[0], take(gemm.inputs[1], axis, f"{gemm.layer}.w"), *gemm.inputs[2:])
+        graph.context.narrowed[match.stream] = (region.width, len(keep))

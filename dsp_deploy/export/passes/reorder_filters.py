@@ -10,10 +10,12 @@ nothing at all) instead of a scattered Gather. Free at run time: only weights mo
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from dsp_deploy.export.graph import Graph, Node, index_array
-from dsp_deploy.export.passes.base import Pass
+from dsp_deploy.export.passes.base import Match, NoMatch, Pass
 from dsp_deploy.export.passes.dead_channels import readers
 
 
@@ -30,31 +32,39 @@ def consumer_order(rows: int, group: int, indices: list[np.ndarray]) -> list[int
     return order
 
 
-class ReorderFilters(Pass):
+@dataclass
+class FilterOrder(Match):
+    """The Conv ``node``, the Gathers reading it and the filter permutation ``order`` (p)."""
+
+    gathers: list[Node]
+    order: list[int]
+
+
+class ReorderFilters(Pass[FilterOrder]):
     name = "reorder-filters"
     ops = ("Conv",)
 
-    def check(self, graph: Graph, node: Node) -> str | None:
+    def check(self, graph: Graph, node: Node) -> FilterOrder | NoMatch:
         if (len(node.inputs) < 3 or graph.const_value(node.inputs[1]) is None
                 or graph.const_value(node.inputs[2]) is None):
-            return "no constant weight and bias"
+            return NoMatch("no constant weight and bias")
         found = readers(graph, node)
-        if isinstance(found, str):
+        if isinstance(found, NoMatch):
             return found
         rows = graph.consts[node.inputs[1]].shape[0]
-        order = consumer_order(rows, int(node.attrs.get("group", 1)), [graph.consts[g.inputs[1]] for g in found[1]])
+        indices = [graph.consts[g.inputs[1]] for g in found.gathers]
+        order = consumer_order(rows, int(node.attrs.get("group", 1)), indices)
         if order == list(range(rows)):
-            return "filters already in the order the consumers read them"
-        return None
+            return NoMatch("filters already in the order the consumers read them")
+        return FilterOrder(node, found.gathers, order)
 
-    def rewrite(self, graph: Graph, node: Node) -> None:
-        _, gathers = readers(graph, node)  # type: ignore[misc]
+    def rewrite(self, graph: Graph, match: FilterOrder) -> None:
+        node, order = match.node, match.order
         weight, bias = graph.consts[node.inputs[1]], graph.consts[node.inputs[2]]
-        order = consumer_order(weight.shape[0], int(node.attrs.get("group", 1)),
-                               [graph.consts[g.inputs[1]] for g in gathers])
         where = np.empty(len(order), np.int64)
         where[order] = np.arange(len(order))
-        node.inputs[1:3] = [graph.const(np.ascontiguousarray(weight[order]), f"{node.layer}.w"),
-                            graph.const(np.ascontiguousarray(bias[order]), f"{node.layer}.b")]
-        for g in gathers:
-            g.inputs[1] = graph.const(index_array(where[graph.consts[g.inputs[1]].reshape(-1)]), f"{g.layer}.idx")
+        node.inputs = (node.inputs[0], graph.const(np.ascontiguousarray(weight[order]), f"{node.layer}.w"),
+                       graph.const(np.ascontiguousarray(bias[order]), f"{node.layer}.b"))
+        for g in match.gathers:
+            index = index_array(where[graph.consts[g.inputs[1]].reshape(-1)])
+            g.inputs = (g.inputs[0], graph.const(index, f"{g.layer}.idx"))
