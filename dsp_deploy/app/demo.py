@@ -33,6 +33,7 @@ class DemoOptions:
     dense_epochs: int = 8
     group_epochs: int = 2
     finetune_epochs: int = 4
+    match_steps: int = 3      # measured re-prunings of the channel model to DSP's latency (closing table)
     batch_size: int = 64
     lr: float = 0.05          # dense training (1 warm-up epoch, then cosine)
     group_lr: float = 0.02    # weights during group learning
@@ -182,7 +183,7 @@ def run_demo(options: DemoOptions, steps: list[DemoStep] | None = None) -> dict[
     from dsp_deploy.training import common
 
     common.check_fraction("--flops-reduction", options.flops_reduction)
-    for name in ("dense_epochs", "group_epochs", "finetune_epochs", "groups", "batch_size"):
+    for name in ("dense_epochs", "group_epochs", "finetune_epochs", "match_steps", "groups", "batch_size"):
         common.check_positive(name.replace("_", "-"), getattr(options, name), integer=True)
     out = Path(options.out)
     for name in _OUTPUTS:  # a re-run replaces the previous demo's files

@@ -18,7 +18,7 @@ def step_export_and_compare(state: Any) -> None:
     state.files["ONNX models"] = str(out / "models")
     state.files["benchmark report"] = str(out / "report.md")
     state.results["headline"] = headline_rows(result)
-    state.results["matched_latency"] = matched_latency(state, out / "models")
+    state.results["matched_latency"] = matched_latency(state, out / "models", steps=state.options.match_steps)
 
 
 def matched_latency(state: Any, models: Any, batch: int = 32, steps: int = 3) -> dict[str, Any]:

@@ -66,11 +66,13 @@ def info() -> Callable[[Path, Path], dict]:
 
 @pytest.fixture
 def training_threads() -> Iterator[None]:
-    """Real training in the test process: use both cores (tests/conftest.py pins torch to one)."""
+    """Real training in the test process: use both cores (tests/conftest.py pins torch to one), unless
+    pytest-xdist already runs a worker per core."""
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
     yield
     torch.set_num_threads(before)
 

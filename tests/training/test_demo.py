@@ -19,7 +19,7 @@ def test_demo_small_budget(tmp_path: Path, training_threads: None) -> None:
         state.results["extra"] = True
 
     options = DemoOptions(out=str(tmp_path / "demo"), dense_epochs=4, group_epochs=1, finetune_epochs=2,
-                          progress=False)
+                          match_steps=1, progress=False)  # one latency measurement: the matcher has its own tests
     summary = run_demo(options, DEMO_STEPS + [DemoStep("extra", "a plugged-in step", extra_step)])
     res = summary["results"]
     dense, dsp = res["dense"]["accuracy"], res["dsp"]["accuracy"]
