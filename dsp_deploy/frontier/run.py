@@ -20,7 +20,7 @@ from dsp_deploy.frontier.runner import (
     skip_reason,
     skipped_rows,
 )
-from dsp_deploy.frontier.settings import RunSettings
+from dsp_deploy.frontier.settings import LATENCY_TARGETED, NO_FLOPS_ROW, RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,26 @@ class ModelSeedRun:
             self.matched_ratio[speedup] = float(row["ratio"])
         return row, cached
 
+    def _pruned_to_latency(self, method: str, source: Path, target: Any) -> tuple[Any, Any]:
+        """(MatchResult of one step, checkpoint): a latency-targeted method prunes to ``target`` once by
+        its latency table (no match loop); the measurement says how close the table's prediction came."""
+        from dsp_deploy.compare.latency_match import MatchResult
+        from dsp_deploy.structure import count_costs
+
+        pruned = self.runner.prune_to_latency(method, source, self.model, target, self.seed)
+        costs = count_costs(pruned.structure)
+        point = self.measurer.measure(pruned, round(costs.flops_reduction_pct / 100, 6), costs.flops, costs.params)
+        err = point.error(target)
+        step = {"ratio": point.ratio, "error_pct": round(100 * err, 3), "latency_ms": point.latency_ms[target.batch]}
+        converged = abs(err) <= target.tolerance
+        reason = "" if converged else (
+            f"pruned once by the latency table: measured {point.speedup(target.batch):.2f}x, not within "
+            f"{100 * target.tolerance:g}% of the budget"
+        )
+        return MatchResult(target, point, converged, [step], reason), pruned
+
     def _produce(self, method: str, kind: str, speedup: float, folder: Path) -> dict[str, Any]:
-        from dsp_deploy.compare.latency_match import LatencyTarget, Measurement, match_latency
+        from dsp_deploy.compare.latency_match import LatencyTarget, Measurement, costs_of, match_latency
 
         r, s = self.runner, self.runner.settings
         flops_ratio = 1.0 - 1.0 / speedup
@@ -118,19 +136,20 @@ class ModelSeedRun:
             pruned = load_checkpoint(folder / "pruned.pt")
         elif kind == "flops":
             pruned = r.prune(method, source, flops_ratio, self.seed)
-            from dsp_deploy.compare.latency_match import costs_of
-
             point = self.measurer.measure(pruned, flops_ratio, *costs_of(pruned))
             row.update(ratio=flops_ratio, match=None)
         else:
             target = LatencyTarget(speedup=speedup, batch=s.match_batch)
-            result, pruned = match_latency(
-                lambda ratio: r.prune(method, source, ratio, self.seed),
-                self.measurer,
-                target,
-                start=start,
-                max_steps=s.match_steps,
-            )
+            if method in LATENCY_TARGETED:  # pruned straight to the budget once, then measured like the others
+                result, pruned = self._pruned_to_latency(method, source, target)
+            else:
+                result, pruned = match_latency(
+                    lambda ratio: r.prune(method, source, ratio, self.seed),
+                    self.measurer,
+                    target,
+                    start=start,
+                    max_steps=s.match_steps,
+                )
             point = result.best
             row.update(
                 ratio=point.ratio,
@@ -198,7 +217,9 @@ def run_all(
                 if reason is not None:
                     rows += skipped_rows(model, seed, settings, method, reason)
                     continue
-                for kind in ("flops", "latency"):
+                if method in LATENCY_TARGETED:
+                    rows += skipped_rows(model, seed, settings, method, NO_FLOPS_ROW, kinds=("flops",))
+                for kind in ("latency",) if method in LATENCY_TARGETED else ("flops", "latency"):
                     for speedup in settings.speedups:
                         log.info("%s seed %d: %s at %s %gx", model, seed, method, kind, speedup)
                         row, cached = run.row(method, kind, speedup, cached_only)
