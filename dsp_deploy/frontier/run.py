@@ -3,10 +3,12 @@ gathered into the results document the report is made from."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,9 @@ class ModelSeedRun:
         plan_cache = str(runner.cache / s.key() / "plan-cache.json")
 
         def exporter(candidate: Any, path: Path) -> None:
-            export_checkpoint(candidate, path, cache_path=plan_cache, plan_runs=s.plan_runs, plan_batches=s.batches)
+            export_checkpoint(
+                candidate, path, cache_path=plan_cache, plan_runs=s.plan_runs, plan_batches=s.plan_batches or s.batches
+            )
 
         self.measurer = OnnxMeasurer(
             dense_onnx, self.base / "onnx", tuple(s.batches), threads=1, runs=s.runs, exporter=exporter
@@ -191,23 +195,25 @@ class ModelSeedRun:
         return row
 
 
-def run_all(
-    settings: RunSettings,
-    cache: Path,
-    *,
-    progress: bool = False,
-    command: str = "",
-    data_note: str = "",
-    cached_only: bool = False,
-) -> dict[str, Any]:
-    """Every row of the run (cached ones reused); returns the results document."""
-    from dsp_deploy.compare.pipeline import _load
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` (None: unchanged) for the block, then restored."""
+    if threads is None:
+        yield
+        return
+    import torch
 
-    started = time.perf_counter()
-    load_before = _load()
-    runner = Runner(settings, cache, progress)
-    rows: list[dict[str, Any]] = []
-    reused = 0
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_rows(runner: Runner, rows: list[dict[str, Any]], cached_only: bool) -> int:
+    """Append every row of the run to ``rows``; returns how many came from the cache."""
+    settings, reused = runner.settings, 0
     for model in settings.models:
         for seed in settings.seeds:
             run = ModelSeedRun(runner, model, seed)
@@ -225,6 +231,26 @@ def run_all(
                         row, cached = run.row(method, kind, speedup, cached_only)
                         reused += cached
                         rows.append(row)
+    return reused
+
+
+def run_all(
+    settings: RunSettings,
+    cache: Path,
+    *,
+    progress: bool = False,
+    command: str = "",
+    data_note: str = "",
+    cached_only: bool = False,
+) -> dict[str, Any]:
+    """Every row of the run (cached ones reused); returns the results document."""
+    from dsp_deploy.compare.pipeline import _load
+
+    started = time.perf_counter()
+    load_before = _load()
+    rows: list[dict[str, Any]] = []
+    with _torch_threads(settings.train_threads):
+        reused = _run_rows(Runner(settings, cache, progress), rows, cached_only)
     return {
         "format": JSON_FORMAT,
         "format_version": JSON_VERSION,

@@ -53,6 +53,8 @@ class RunSettings:
     runs: int = 20
     match_steps: int = 6
     plan_runs: int = 5
+    plan_batches: tuple[int, ...] | None = None  # batches the export's lowering is planned at (None: ``batches``)
+    train_threads: int | None = None  # torch intra-op threads for training (None: torch's default, one per core)
     methods: tuple[str, ...] = METHODS
     shared_search: bool = False  # PFS/SCP: one structure search per method instead of one per budget
     latency_groups: int = 4  # dsp-latency prunes the DSP G=<this> group-learning checkpoint (shared with dsp-g<G>)
@@ -76,6 +78,8 @@ class RunSettings:
                 "batches",
                 "match_steps",
                 "plan_runs",
+                "plan_batches",
+                "train_threads",
                 "speedups",
                 "match_batch",
                 "shared_search",
@@ -114,6 +118,8 @@ BUDGETS: dict[str, RunSettings] = {
         runs=8,
         match_steps=3,
         plan_runs=2,
+        plan_batches=(1,),  # planning at batch 32 costs ~5x the whole export; the exporter's default batch
+        train_threads=1,  # 2 torch threads on 2 shared cores spin-wait: 5x slower training under load
         shared_search=True,
         methods=tuple(m for m in METHODS if m != "dsp-g4"),
         latency_groups=2,
