@@ -61,3 +61,16 @@ def test_settings_reuse_a_dsp_group_learning_run() -> None:
 def test_latency_groups_must_be_dsp_groups() -> None:
     with pytest.raises(UsageError, match="latency-groups"):
         settings_for("quick", latency_groups=1)
+
+
+def test_latency_table_exports_the_runs_input_shape(tmp_path: Path) -> None:
+    """The table's calibration exports random-weight structures: shaped like the run's data (Fashion-MNIST:
+    one channel, 28x28), not like the architecture's default."""
+    import onnx
+
+    from dsp_deploy.hardware.whole import export_structures
+
+    topo = topology("resnet20", 10, (28, 28), 1)
+    path = export_structures({"dense": dense_structure(topo)}, tmp_path, lowering="dense")["dense"]
+    dims = [d.dim_value for d in onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[1:]]
+    assert dims == [1, 28, 28]
