@@ -145,7 +145,13 @@ class ModelSeedRun:
         else:
             target = LatencyTarget(speedup=speedup, batch=s.match_batch)
             if method in LATENCY_TARGETED:  # pruned straight to the budget once, then measured like the others
-                result, pruned = self._pruned_to_latency(method, source, target)
+                from dsp_deploy.errors import TrainingError
+
+                try:
+                    result, pruned = self._pruned_to_latency(method, source, target)
+                except TrainingError as exc:  # the table says no structure of this method is that fast
+                    row.update(status="skipped", reason=f"out of reach by its latency table: {exc}")
+                    return row
             else:
                 result, pruned = match_latency(
                     lambda ratio: r.prune(method, source, ratio, self.seed),

@@ -10,7 +10,7 @@ import torch
 
 from dsp_deploy.checkpoint import dense_checkpoint, save_checkpoint
 from dsp_deploy.compare.latency_match import LatencyTarget, latency_targeted
-from dsp_deploy.errors import UsageError
+from dsp_deploy.errors import TrainingError, UsageError
 from dsp_deploy.frontier.runner import skip_reason
 from dsp_deploy.frontier.settings import settings_for
 from dsp_deploy.models import create, topology
@@ -49,6 +49,8 @@ def test_registered_pruner_prunes_to_the_latency_budget(tmp_path: Path) -> None:
     assert "measured_ms" not in pruned.metadata["latency"]  # the run measures it, not the pruner
     assert count_costs(pruned.structure).flops_reduction_pct > 10
     assert max(layer.groups for layer in pruned.structure.layers) == 2  # the learned groups are used
+    with pytest.raises(TrainingError, match="out of reach"):  # the run lists such a budget as not reached
+        prune(tmp_path / "learned.pt", LatencyTarget(speedup=50.0, batch=32), seed=0, table=tmp_path / "table.json")
 
 
 def test_settings_reuse_a_dsp_group_learning_run() -> None:
