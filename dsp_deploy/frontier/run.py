@@ -150,7 +150,8 @@ class ModelSeedRun:
                 try:
                     result, pruned = self._pruned_to_latency(method, source, target)
                 except TrainingError as exc:  # the table says no structure of this method is that fast
-                    row.update(status="skipped", reason=f"out of reach by its latency table: {exc}")
+                    reason = f"not pruned: its latency table puts the budget out of reach ({exc})"
+                    row.update(status="skipped", reason=reason)
                     return row
             else:
                 result, pruned = match_latency(
