@@ -4,7 +4,7 @@ batch 1 and 32) and at the matching FLOPs, same training budget per method; plus
 ImageNet estimate. Writes bench/results/accuracy_latency/ (results.json/.csv, report.md, PNG plots).
 Every trained model is cached under --cache; a rerun resumes. Same as `dsp-deploy accuracy-latency`.
 
-    python bench/accuracy_latency.py --budget quick     # ResNet-20, tiny subset, 1 seed: < 15 min on 2 cores
+    python bench/accuracy_latency.py --budget quick     # ResNet-20, tiny subset, 1 seed: 6-9 min on 2 cores
     python bench/accuracy_latency.py --budget full      # ResNet-20 and ResNet-56, 2 seeds: hours
 """
 from __future__ import annotations

@@ -84,8 +84,12 @@ def run(args: argparse.Namespace) -> int:
         files = write_report(doc, out, allow_mixed=args.allow_mixed_machines, extra_md=extra)
         print(f"wrote {out}: {', '.join(files)}")
         return 0
+    import time
+
     from dsp_deploy.frontier.run import run_all
     from dsp_deploy.frontier.settings import settings_for
+
+    started = time.perf_counter()
 
     settings = settings_for(args.budget, data=args.data, models=_list(args.models, str),
                             seeds=_list(args.seeds, int), methods=_list(args.methods, str))
@@ -103,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from dsp_deploy.frontier.imagenet import imagenet_markdown
 
     doc["imagenet_md"] = imagenet_markdown(doc.get("imagenet"), out) if doc.get("imagenet") else []
+    doc["wall_seconds"] = round(time.perf_counter() - started, 1)  # the whole command, ImageNet estimate included
     files = write_report(doc, out, allow_mixed=args.allow_mixed_machines, extra_md=doc["imagenet_md"])
     print(f"wrote {out}: {', '.join(files)} ({doc['wall_seconds']:.0f} s)")
     from dsp_deploy.frontier.report import winner_line, winners

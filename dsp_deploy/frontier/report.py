@@ -231,6 +231,16 @@ def rows_table(doc: dict[str, Any]) -> list[str]:
     )
 
 
+def _timing_line(settings: dict[str, Any]) -> str:
+    """How latencies were taken: runs per median, match steps, the export's planning."""
+    batches = settings.get("plan_batches") or settings.get("batches", [])
+    return (
+        f"- timing: medians of {settings.get('runs')} interleaved runs per batch, at most "
+        f"{settings.get('match_steps')} measured ratios per latency match; exports planned per block at batch "
+        f"{'/'.join(str(b) for b in batches)} ({settings.get('plan_runs')} runs per candidate)"
+    )
+
+
 def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
     quick = doc.get("quick")
     m = doc["machine"]
@@ -259,9 +269,11 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
         f"- data: {doc.get('data_note') or doc['settings']['data']}",
         f"- same training budget for every method: {doc.get('training_budget')}",
         "- latency budgets: each method's structure is pruned to the ratio whose measured latency (median, "
-        "interleaved with dense in one process) is within 5% of dense/budget at the match batch; FLOPs "
-        "budgets prune to dense FLOPs/budget. Accuracy: test split"
+        "interleaved with dense in one process) is within 5% of dense/budget at the match batch; DSP "
+        "latency-targeted instead prunes once to the budget by its latency table and is measured the same way "
+        "(its error says how close the table came). FLOPs budgets prune to dense FLOPs/budget. Accuracy: test split"
         + (f" (first {doc['settings']['test_limit']} images)" if doc["settings"].get("test_limit") else ""),
+        _timing_line(doc["settings"]),
     ]
     lines += [
         "",

@@ -3,10 +3,12 @@ gathered into the results document the report is made from."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from dsp_deploy.frontier.runner import (
     skip_reason,
     skipped_rows,
 )
-from dsp_deploy.frontier.settings import RunSettings
+from dsp_deploy.frontier.settings import LATENCY_TARGETED, NO_FLOPS_ROW, RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,9 @@ class ModelSeedRun:
         plan_cache = str(runner.cache / s.key() / "plan-cache.json")
 
         def exporter(candidate: Any, path: Path) -> None:
-            export_checkpoint(candidate, path, cache_path=plan_cache, plan_runs=s.plan_runs, plan_batches=s.batches)
+            export_checkpoint(
+                candidate, path, cache_path=plan_cache, plan_runs=s.plan_runs, plan_batches=s.plan_batches or s.batches
+            )
 
         self.measurer = OnnxMeasurer(
             dense_onnx, self.base / "onnx", tuple(s.batches), threads=1, runs=s.runs, exporter=exporter
@@ -94,8 +98,26 @@ class ModelSeedRun:
             self.matched_ratio[speedup] = float(row["ratio"])
         return row, cached
 
+    def _pruned_to_latency(self, method: str, source: Path, target: Any) -> tuple[Any, Any]:
+        """(MatchResult of one step, checkpoint): a latency-targeted method prunes to ``target`` once by
+        its latency table (no match loop); the measurement says how close the table's prediction came."""
+        from dsp_deploy.compare.latency_match import MatchResult
+        from dsp_deploy.structure import count_costs
+
+        pruned = self.runner.prune_to_latency(method, source, self.model, target, self.seed)
+        costs = count_costs(pruned.structure)
+        point = self.measurer.measure(pruned, round(costs.flops_reduction_pct / 100, 6), costs.flops, costs.params)
+        err = point.error(target)
+        step = {"ratio": point.ratio, "error_pct": round(100 * err, 3), "latency_ms": point.latency_ms[target.batch]}
+        converged = abs(err) <= target.tolerance
+        reason = "" if converged else (
+            f"pruned once by the latency table: measured {point.speedup(target.batch):.2f}x, not within "
+            f"{100 * target.tolerance:g}% of the budget"
+        )
+        return MatchResult(target, point, converged, [step], reason), pruned
+
     def _produce(self, method: str, kind: str, speedup: float, folder: Path) -> dict[str, Any]:
-        from dsp_deploy.compare.latency_match import LatencyTarget, Measurement, match_latency
+        from dsp_deploy.compare.latency_match import LatencyTarget, Measurement, costs_of, match_latency
 
         r, s = self.runner, self.runner.settings
         flops_ratio = 1.0 - 1.0 / speedup
@@ -118,19 +140,27 @@ class ModelSeedRun:
             pruned = load_checkpoint(folder / "pruned.pt")
         elif kind == "flops":
             pruned = r.prune(method, source, flops_ratio, self.seed)
-            from dsp_deploy.compare.latency_match import costs_of
-
             point = self.measurer.measure(pruned, flops_ratio, *costs_of(pruned))
             row.update(ratio=flops_ratio, match=None)
         else:
             target = LatencyTarget(speedup=speedup, batch=s.match_batch)
-            result, pruned = match_latency(
-                lambda ratio: r.prune(method, source, ratio, self.seed),
-                self.measurer,
-                target,
-                start=start,
-                max_steps=s.match_steps,
-            )
+            if method in LATENCY_TARGETED:  # pruned straight to the budget once, then measured like the others
+                from dsp_deploy.errors import TrainingError
+
+                try:
+                    result, pruned = self._pruned_to_latency(method, source, target)
+                except TrainingError as exc:  # the table says no structure of this method is that fast
+                    reason = f"not pruned: its latency table puts the budget out of reach ({exc})"
+                    row.update(status="skipped", reason=reason)
+                    return row
+            else:
+                result, pruned = match_latency(
+                    lambda ratio: r.prune(method, source, ratio, self.seed),
+                    self.measurer,
+                    target,
+                    start=start,
+                    max_steps=s.match_steps,
+                )
             point = result.best
             row.update(
                 ratio=point.ratio,
@@ -172,6 +202,45 @@ class ModelSeedRun:
         return row
 
 
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` (None: unchanged) for the block, then restored."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_rows(runner: Runner, rows: list[dict[str, Any]], cached_only: bool) -> int:
+    """Append every row of the run to ``rows``; returns how many came from the cache."""
+    settings, reused = runner.settings, 0
+    for model in settings.models:
+        for seed in settings.seeds:
+            run = ModelSeedRun(runner, model, seed)
+            rows.append(run.dense_row())
+            for method in settings.methods:
+                reason = skip_reason(method)
+                if reason is not None:
+                    rows += skipped_rows(model, seed, settings, method, reason)
+                    continue
+                if method in LATENCY_TARGETED:
+                    rows += skipped_rows(model, seed, settings, method, NO_FLOPS_ROW, kinds=("flops",))
+                for kind in ("latency",) if method in LATENCY_TARGETED else ("flops", "latency"):
+                    for speedup in settings.speedups:
+                        log.info("%s seed %d: %s at %s %gx", model, seed, method, kind, speedup)
+                        row, cached = run.row(method, kind, speedup, cached_only)
+                        reused += cached
+                        rows.append(row)
+    return reused
+
+
 def run_all(
     settings: RunSettings,
     cache: Path,
@@ -186,24 +255,9 @@ def run_all(
 
     started = time.perf_counter()
     load_before = _load()
-    runner = Runner(settings, cache, progress)
     rows: list[dict[str, Any]] = []
-    reused = 0
-    for model in settings.models:
-        for seed in settings.seeds:
-            run = ModelSeedRun(runner, model, seed)
-            rows.append(run.dense_row())
-            for method in settings.methods:
-                reason = skip_reason(method)
-                if reason is not None:
-                    rows += skipped_rows(model, seed, settings, method, reason)
-                    continue
-                for kind in ("flops", "latency"):
-                    for speedup in settings.speedups:
-                        log.info("%s seed %d: %s at %s %gx", model, seed, method, kind, speedup)
-                        row, cached = run.row(method, kind, speedup, cached_only)
-                        reused += cached
-                        rows.append(row)
+    with _torch_threads(settings.train_threads):
+        reused = _run_rows(Runner(settings, cache, progress), rows, cached_only)
     return {
         "format": JSON_FORMAT,
         "format_version": JSON_VERSION,

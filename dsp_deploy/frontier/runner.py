@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dsp_deploy.frontier.settings import LABELS, SKIPPED, RunSettings
+import dsp_deploy.frontier.latency_dsp  # noqa: F401  (registers the "dsp-latency" pruner)
+from dsp_deploy.frontier.settings import LABELS, LATENCY_TARGETED, SKIPPED, RunSettings
 from dsp_deploy.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -102,8 +103,11 @@ class Runner:
         )
 
     def stage1(self, method: str, model: str, seed: int, reduction: float) -> Path:
-        """The checkpoint a method prunes from (PFS/SCP: searched at ``reduction``)."""
+        """The checkpoint a method prunes from (PFS/SCP: searched at ``reduction``; a latency-targeted
+        method: the DSP group-learning checkpoint of G = ``latency_groups``, shared with dsp-g<G>)."""
         s, base = self.settings, self.folder(model, seed)
+        if method in LATENCY_TARGETED:
+            method = f"dsp-g{s.latency_groups}"
         if method == "l1":
             return self.dense(model, seed)
         if method.startswith("dsp-g"):
@@ -151,6 +155,22 @@ class Runner:
         from dsp_deploy.training.search import prune_channels
 
         return prune_channels(method, source, ratio, "total", seed=seed, prune_streams=False)
+
+    def latency_table(self, model: str, batch: int) -> Path:
+        """Where the run keeps ``model``'s latency table at ``batch`` (measured once, reused on resume)."""
+        return self.cache / self.settings.key() / "latency-tables" / f"{model}-b{batch}.json"
+
+    def prune_to_latency(self, method: str, source: Path, model: str, target: Any, seed: int) -> Any:
+        """A latency-targeted method's checkpoint pruned straight to ``target`` (a LatencyTarget), once."""
+        from dsp_deploy.compare.latency_match import latency_targeted
+        from dsp_deploy.errors import BenchError
+
+        fn, reason = latency_targeted(method)
+        if fn is None:
+            raise BenchError(reason)  # skip_reason() keeps unregistered methods from getting here
+        table = self.latency_table(model, target.batch)
+        table.parent.mkdir(parents=True, exist_ok=True)
+        return fn(source, target, seed=seed, table=table, runs=self.settings.runs)
 
     def final(self, method: str, pruned: Any, out: Path, seed: int) -> Path:
         """Stage 3 (fine-tuning, or PFS's training from scratch) of ``pruned``; skipped when done."""
@@ -217,9 +237,16 @@ def row_base(model: str, method: str, seed: int, kind: str, speedup: float | Non
     }
 
 
-def skipped_rows(model: str, seed: int, settings: RunSettings, method: str, reason: str) -> list[dict[str, Any]]:
+def skipped_rows(
+    model: str,
+    seed: int,
+    settings: RunSettings,
+    method: str,
+    reason: str,
+    kinds: tuple[str, ...] = ("latency", "flops"),
+) -> list[dict[str, Any]]:
     rows = []
-    for kind in ("latency", "flops"):
+    for kind in kinds:
         for speedup in settings.speedups:
             row = row_base(model, method, seed, kind, speedup)
             row.update(status="skipped", reason=reason)
@@ -229,7 +256,7 @@ def skipped_rows(model: str, seed: int, settings: RunSettings, method: str, reas
 
 def skip_reason(method: str) -> str | None:
     """Why ``method`` cannot run in this build, or None."""
-    if method == "dsp-latency":
+    if method in LATENCY_TARGETED:
         from dsp_deploy.compare.latency_match import latency_targeted
 
         fn, reason = latency_targeted(method)

@@ -25,6 +25,9 @@ SKIPPED = {
     "to train at three latency budgets here"
 }
 SPEEDUPS: tuple[float, ...] = (1.5, 2.0, 3.0)
+LATENCY_TARGETED: tuple[str, ...] = ("dsp-latency",)
+"""Methods that prune straight to a latency budget (one prune, no ratio search; no FLOPs-target rows)."""
+NO_FLOPS_ROW = "prunes to a latency budget; it has no FLOPs-target row"
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,11 @@ class RunSettings:
     runs: int = 20
     match_steps: int = 6
     plan_runs: int = 5
+    plan_batches: tuple[int, ...] | None = None  # batches the export's lowering is planned at (None: ``batches``)
+    train_threads: int | None = None  # torch intra-op threads for training (None: torch's default, one per core)
     methods: tuple[str, ...] = METHODS
     shared_search: bool = False  # PFS/SCP: one structure search per method instead of one per budget
+    latency_groups: int = 4  # dsp-latency prunes the DSP G=<this> group-learning checkpoint (shared with dsp-g<G>)
 
     @property
     def quick(self) -> bool:
@@ -72,6 +78,8 @@ class RunSettings:
                 "batches",
                 "match_steps",
                 "plan_runs",
+                "plan_batches",
+                "train_threads",
                 "speedups",
                 "match_batch",
                 "shared_search",
@@ -90,7 +98,9 @@ class RunSettings:
             f"fine-tuning; PFS {self.search_epochs} of gate search on frozen random weights, SCP "
             f"{self.search_epochs} of soft-mask training from scratch, then both "
             f"{self.dense_epochs + self.final_epochs} epochs of training ({self.dense_epochs} for the dense "
-            f"epochs they do not use + {self.final_epochs}); batch {self.batch_size}, SGD lr {self.lr} "
+            f"epochs they do not use + {self.final_epochs}); DSP latency-targeted as DSP (it prunes the G="
+            f"{self.latency_groups} group-learning model to each latency budget with the target's latency table, "
+            f"then {self.final_epochs} of fine-tuning); batch {self.batch_size}, SGD lr {self.lr} "
             f"(dense) / {self.stage_lr} (later stages)"
         )
 
@@ -108,9 +118,12 @@ BUDGETS: dict[str, RunSettings] = {
         runs=8,
         match_steps=3,
         plan_runs=2,
+        plan_batches=(1,),  # planning at batch 32 costs ~5x the whole export; the exporter's default batch
+        train_threads=1,  # 2 torch threads on 2 shared cores spin-wait: 5x slower training under load
         shared_search=True,
         methods=tuple(m for m in METHODS if m != "dsp-g4"),
-    ),  # G=4: full run only
+        latency_groups=2,
+    ),  # G=4: full run only (dsp-latency prunes the G=2 group-learning model here)
     "full": RunSettings(
         "full",
         ("resnet20", "resnet56"),
@@ -140,6 +153,8 @@ def settings_for(budget: str, **changes: Any) -> RunSettings:
         raise UsageError(f"unknown method '{bad[0]}' (choose from {', '.join(METHODS)})")
     if not settings.seeds:
         raise UsageError("give at least one seed")
+    if settings.latency_groups < 2:
+        raise UsageError("latency-groups must be >= 2 (DSP groups)")
     if settings.match_batch not in settings.batches:
         raise UsageError(f"the match batch {settings.match_batch} must be one of the batches timed")
     if any(s <= 1.0 for s in settings.speedups):

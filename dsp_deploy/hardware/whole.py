@@ -18,14 +18,15 @@ from dsp_deploy.targets import Target
 log = logging.getLogger(__name__)
 
 
-def random_weights(model: str, seed: int = 0, num_classes: int | None = None) -> dict[str, Any]:
-    """A random-init state_dict of ``model`` (latency does not depend on the weights)."""
+def random_weights(model: str, seed: int = 0, num_classes: int | None = None, in_channels: int = 3) -> dict[str, Any]:
+    """A random-init state_dict of ``model`` for ``in_channels``-channel images (latency does not depend
+    on the weights)."""
     import torch
 
     from dsp_deploy.models import create
 
     torch.manual_seed(seed)
-    return create(model, num_classes).state_dict()
+    return create(model, num_classes, in_channels=in_channels).state_dict()
 
 
 def export_structures(
@@ -47,7 +48,7 @@ def export_structures(
         weights = (
             dict(state_dict)
             if state_dict is not None
-            else random_weights(structure.model, num_classes=structure.num_classes)
+            else random_weights(structure.model, num_classes=structure.num_classes, in_channels=structure.in_channels)
         )
         mode = "dense" if all(layer.is_dense for layer in structure.layers) else lowering
         path = Path(folder) / f"{name}.onnx"

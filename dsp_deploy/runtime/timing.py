@@ -6,7 +6,9 @@ machine (clocks, thermals, background load) hits every variant alike. Warm-up ro
 untimed. Only ``Runner.timed_infer`` is timed; it synchronises device work itself (the CUDA sync
 hook: ORT IOBinding sync, CUDA events, TensorRT stream sync), and inputs are staged before by
 ``Runner.prepare``. The garbage collector is off while timing, so a collection is not charged to
-whichever variant happened to run.
+whichever variant happened to run. No full ``gc.collect()`` before: with torch loaded it walks
+every tracked object (about 1 s per call on a loaded 2-core machine, paid by every planned block
+and every benchmark) and a disabled collector needs no clean slate to stay out of the timings.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ def time_interleaved(runners: Sequence[Runner], *, runs: int | None = None, warm
     deadline = time.perf_counter() + time_budget if time_budget is not None else None
     total = runs if runs is not None else MAX_BUDGET_ROUNDS
     gc_was_enabled = gc.isenabled()
-    gc.collect()
+    gc.collect(0)  # the youngest generation only: cheap, frees what the warm-up left
     gc.disable()
     try:
         with tqdm(total=runs, desc=desc, unit="round", leave=False,

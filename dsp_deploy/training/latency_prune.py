@@ -58,7 +58,7 @@ def sample_structure(model: str, groups: int, beta: float, *, seed: int = 0, mul
     from dsp_deploy.training.regularizer import prunable_convs
 
     topo = topo or topology(model)
-    state = state_dict if state_dict is not None else random_weights(model, seed, topo.num_classes)
+    state = state_dict if state_dict is not None else random_weights(model, seed, topo.num_classes, topo.in_channels)
     gen = torch.Generator().manual_seed(seed)
     assignments = {s.name: torch.randperm(s.out_channels, generator=gen) % groups for s in prunable_convs(topo)}
     pruner = GroupChannelPruner(topo, state, assignments, groups, channel_multiple=multiple)

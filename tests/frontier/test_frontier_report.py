@@ -9,9 +9,9 @@ import pytest
 from dsp_deploy.cli.main import main
 from dsp_deploy.errors import BenchError
 from dsp_deploy.frontier import JSON_FORMAT
-from dsp_deploy.frontier.report import check_machines, pareto_front, winner_line, winners
-from dsp_deploy.frontier.runner import cached_result
-from dsp_deploy.frontier.settings import settings_for
+from dsp_deploy.frontier.report import check_machines, pareto_front, winner_line, winners, write_report
+from dsp_deploy.frontier.runner import cached_result, skipped_rows
+from dsp_deploy.frontier.settings import NO_FLOPS_ROW, settings_for
 
 HERE = {"cpu": "AMD EPYC 7B13", "isa": "AVX2"}
 THERE = {"cpu": "Intel Xeon 8480", "isa": "AVX-512"}
@@ -98,3 +98,22 @@ def test_settings_key_tracks_training_settings() -> None:
     assert quick.key() == settings_for("quick", runs=99).key()  # timing settings do not retrain
     assert quick.key() != settings_for("quick", final_epochs=5).key()
     assert settings_for("full").seeds == (0, 1) and settings_for("full").models == ("resnet20", "resnet56")
+
+
+def test_report_with_latency_targeted_rows(tmp_path: Path) -> None:
+    settings = settings_for("quick")
+    rows = [
+        _row("l1", 0, "latency", 2.0, 80.0, 2.01),
+        _row("dsp-latency", 0, "latency", 2.0, 82.0, 1.97),
+        _row("dsp-latency", 0, "latency", 3.0, 70.0, 2.5, converged=False),
+        _row("l1", 0, "flops", 2.0, 81.0, 1.6),
+        *skipped_rows("resnet20", 0, settings, "dsp-latency", NO_FLOPS_ROW, kinds=("flops",)),
+    ]
+    files = write_report(_doc(rows), tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "**DSP-LATENCY** wins by 2.00 points over L1" in text
+    assert f"- DSP latency-targeted: {NO_FLOPS_ROW}" in text  # the "Not run" section
+    assert "accuracy_vs_flops.png" in files and (tmp_path / "accuracy_vs_flops.png").stat().st_size > 1000
+    kinds = {(r["budget_kind"], r["status"]) for r in json.loads((tmp_path / "results.json").read_text())["rows"]
+             if r["method"] == "dsp-latency"}
+    assert kinds == {("latency", "ok"), ("flops", "skipped")}

@@ -12,12 +12,14 @@ import torch
 
 from dsp_deploy.errors import LatencyModelError
 from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group
-from dsp_deploy.hardware.latency import LatencyTable, plan_sites
+from dsp_deploy.hardware.latency import LatencyTable
 from dsp_deploy.models import create, topology
 from dsp_deploy.structure import count_costs, dense_structure
 from dsp_deploy.targets import Fingerprint, channel_multiple, isa_level, make_target
 from dsp_deploy.training.pruning import GroupChannelPruner
 from dsp_deploy.training.regularizer import prunable_convs
+
+from support.latency import synthetic_table
 
 
 def _fp(isa: str, gpu: str | None = None) -> Fingerprint:
@@ -61,23 +63,6 @@ def test_cache_key_depends_on_fingerprint_and_versions():
     assert a.cache_key(versions) != b.cache_key(versions)
     assert a.cache_key(versions) != a.cache_key(dict(versions, onnxruntime="1.1"))
     assert a.cache_key(versions) == make_target(fingerprint=_fp("avx2")).cache_key(versions)
-
-
-def synthetic_table(model: str, groups: int, target, grouped_ms=None) -> LatencyTable:
-    """A table computed by hand: ms = 1e-6 * ci * co * k^2 * H * W * G + 0.01 (bilinear in ci, co)."""
-    topo = topology(model)
-    sites = plan_sites(topo, [groups], 8)
-    for site in sites.values():
-        k, (h, w) = site["kernel"], site["in_hw"]
-        for g, grid in site["grids"].items():
-
-            def ms(ci, co, g=int(g)):
-                if g > 1 and grouped_ms is not None:
-                    return grouped_ms
-                return 1e-6 * ci * co * k * k * h * w * g / site["stride"] ** 2 + 0.01
-
-            grid["ms"] = [[ms(ci, co) for co in grid["co"]] for ci in grid["ci"]]
-    return LatencyTable(model, target.to_dict(), target.cache_key(), {}, sites, {"head": 0.05})
 
 
 def _pruner(table, groups=2, seed=0):

@@ -1,0 +1,57 @@
+"""DSP latency-targeted pruning as a method of the accuracy-latency run ("dsp-latency").
+
+It does not search a FLOPs ratio against measurements like the other methods: it prunes the DSP
+group-learning checkpoint straight to the latency budget with the target's latency table
+(`prune --speedup X`, ``training.latency_prune.dsp_to_budget``), once. The run then measures the
+result like every other model, so its report shows the honest measured latency and how far the
+table's prediction landed from the budget. Importing this module registers the pruner with
+``compare.latency_match`` (the frontier runner imports it).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dsp_deploy.compare.latency_match import LatencyTarget, register_latency_targeted
+
+METHOD = "dsp-latency"
+
+
+def dsp_latency_pruner(
+    source: str | Path,
+    target: LatencyTarget,
+    *,
+    seed: int = 0,
+    table: str | Path | None = None,
+    runs: int = 15,
+    backend: str = "ort-cpu",
+    threads: int = 1,
+) -> Any:
+    """The DSP checkpoint ``source`` (group-learned) pruned to ``target`` (speedup over dense or ms at
+    ``target.batch``) by the latency table at ``table`` (measured there with ``runs`` when absent,
+    default: the per-target cache); returns the pruned Checkpoint. Nothing is timed afterwards: the
+    caller measures the result."""
+    from dsp_deploy.checkpoint import load_checkpoint
+    from dsp_deploy.hardware.budget import LatencyGoal
+    from dsp_deploy.training.latency_prune import LatencyOptions
+    from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
+
+    goal = LatencyGoal(speedup=target.speedup) if target.speedup is not None else LatencyGoal(latency_ms=target.ms)
+    latency = LatencyOptions(
+        goal=goal,
+        backend=backend,
+        threads=threads,
+        batch=target.batch,
+        table=str(table) if table is not None else None,
+        measure=False,
+        runs=runs,
+    )
+    with tempfile.TemporaryDirectory(prefix="dsp-latency-prune-") as tmp:
+        out = Path(tmp) / "pruned.pt"
+        prune_checkpoint(PruneOptions(str(source), str(out), None, seed=seed, progress=False, latency=latency))
+        return load_checkpoint(out)
+
+
+register_latency_targeted(METHOD, dsp_latency_pruner)
