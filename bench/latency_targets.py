@@ -203,7 +203,7 @@ def main() -> int:
     import torch
 
     from dsp_deploy.hardware import make_target
-    from dsp_deploy.targets import cpu_isa, cpu_model
+    from dsp_deploy.utils.machine import cpu_isa, cpu_model
 
     torch.set_num_threads(1)
     started, load0 = time.perf_counter(), os.getloadavg()
