@@ -299,23 +299,18 @@ def build_table(
 def fit_calibration(table: LatencyTable, samples: Sequence[tuple[ModelStructure, float]]) -> None:
     """Fit ``scale`` and ``offset`` so that scale * parts + offset matches measured whole-model ms.
 
-    The first sample (the dense model) fixes the scale alone; with more, the least-squares line
-    through all of them is used when its slope lies within 0.2x-2x of that scale (outside, the
-    exporter fell back to dense for the pruned samples or load disturbed a timing: the dense-only
-    scale is kept). Pruned samples at several depths make the line hold over the range a budget
-    search explores, not only near one of them."""
+    The first sample (the dense model) fixes the scale alone; with a second, the line through both
+    is used when its slope lies within 0.2x-2x of that scale (outside, the exporter fell back to
+    dense for the pruned sample or load disturbed a timing: the dense-only scale is kept)."""
     from dsp_deploy.structure.validate import topology_for
 
     xs = [table.parts_ms(s, topology_for(s)) for s, _ in samples]
     ys = [ms for _, ms in samples]
     table.scale, table.offset = (ys[0] / xs[0] if xs[0] > 0 else 1.0), 0.0
-    n = len(xs)
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    spread = sum((x - mean_x) ** 2 for x in xs)
-    if n >= 2 and spread > 1e-12:
-        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread
+    if len(xs) >= 2 and abs(xs[0] - xs[1]) > 1e-9:
+        slope = (ys[0] - ys[1]) / (xs[0] - xs[1])
         if 0.2 * table.scale <= slope <= 2.0 * table.scale:
-            table.scale, table.offset = slope, mean_y - slope * mean_x
+            table.scale, table.offset = slope, ys[0] - slope * xs[0]
 
 
 def load_or_build(

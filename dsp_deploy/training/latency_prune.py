@@ -65,13 +65,12 @@ def sample_structure(model: str, groups: int, beta: float, *, seed: int = 0, mul
     return pruner.structure(beta)
 
 
-def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20,
-                          betas: tuple[float, ...] = (0.4, 0.8), topo: Any = None):
-    """A calibrator for `build_table`: times the dense model and pruned structures (one per
-    threshold in ``betas``, moderate to deep) whole and fits the table's scale and offset to them.
-    The pruned ones are shaped like latency-targeted results (target alignment, the one-group
-    fallback by the not yet calibrated table: only relative costs matter there), so the offset
-    captures how much of the parts' saving the export delivers, over the range budgets reach."""
+def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20, beta: float = 0.4,
+                          topo: Any = None):
+    """A calibrator for `build_table`: times the dense model and one pruned structure whole and
+    fits the table's scale and offset to them. The pruned one is shaped like a latency-targeted
+    result (target alignment, the one-group fallback by the not yet calibrated table: only relative
+    costs matter there), so the offset captures how much of the parts' saving the export delivers."""
     from dsp_deploy.hardware.latency import STAT, LatencyTable, fit_calibration
     from dsp_deploy.hardware.whole import measure_structures
     from dsp_deploy.models import topology
@@ -79,11 +78,9 @@ def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20
 
     def calibrate(table: LatencyTable, target: Target) -> None:
         shape = topo or topology(table.model)
-        fallback = fallback_to_one_group(table, shape)
-        structures = {"dense": dense_structure(shape)}
-        for beta in betas:
-            structures[f"pruned-b{beta:g}"] = fallback(
-                sample_structure(table.model, groups, beta, multiple=channel_multiple(target), topo=shape))
+        pruned = fallback_to_one_group(table, shape)(
+            sample_structure(table.model, groups, beta, multiple=channel_multiple(target), topo=shape))
+        structures = {"dense": dense_structure(shape), "pruned": pruned}
         measured = measure_structures(structures, target, lowering=lowering, runs=runs, stat=STAT)
         fit_calibration(table, [(structures[k], measured[k]) for k in structures])
         table.notes = dict(table.notes or {}, calibration={k: round(v, 4) for k, v in measured.items()},
