@@ -10,7 +10,7 @@ from dsp_deploy.utils.jsonfile import summary_document
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     d = DemoOptions()
     parser = subparsers.add_parser(
-        "demo", help="run the whole pipeline on Fashion-MNIST (or the built-in synthetic set; ~16 min on 2 cores)",
+        "demo", help="run the whole pipeline on Fashion-MNIST (or the built-in synthetic set; ~6 min on 2 idle cores)",
         description="Dense ResNet-20 on Fashion-MNIST (the synthetic set when it is not installed), DSP group "
                     "learning, group channel pruning to 60%% fewer FLOPs, fine-tuning and evaluation; prints which "
                     "data it used, dense vs pruned validation and test accuracy, FLOPs and the files written to --out.")
