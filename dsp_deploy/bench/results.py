@@ -83,7 +83,15 @@ def read_json(path: str | Path) -> list[ResultRow]:
     doc = BENCH_FORMAT.read(path, BenchError)
     if not isinstance(doc.get("rows"), list):
         raise BenchError(f"{path}: not a dsp-deploy bench result file (no 'rows' list)")
-    return [ResultRow.from_dict(r) for r in doc["rows"]]
+    rows = []
+    for i, data in enumerate(doc["rows"]):
+        if not isinstance(data, dict):
+            raise BenchError(f"{path}: row {i} is a {type(data).__name__}, not a JSON object")
+        try:
+            rows.append(ResultRow.from_dict(data))
+        except BenchError as exc:
+            raise BenchError(f"{path}: row {i}: {exc}") from None
+    return rows
 
 
 def describe_machine(rows: Iterable[ResultRow]) -> str:

@@ -153,6 +153,13 @@ def test_json_round_trip_and_table(onnx_pair: tuple[Path, Path], tmp_path: Path)
     with pytest.raises(BenchError, match="not a dsp-deploy bench result"):
         (tmp_path / "x.json").write_text("[]")
         read_json(tmp_path / "x.json")
+    del doc["rows"][0]["variant"]  # a damaged row names the file and the row
+    doc["rows"][1] = "oops"
+    for bad, needle in ((doc, "row 0: malformed result row"), (dict(doc, rows=doc["rows"][1:]), "row 0 is a str")):
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(BenchError, match=needle) as err:
+            read_json(tmp_path / "bad.json")
+        assert str(tmp_path / "bad.json") in str(err.value)
 
 
 def test_torchscript_runner_matches_ort(tmp_path: Path, make_onnx, conv_weights) -> None:
