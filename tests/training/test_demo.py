@@ -50,4 +50,6 @@ def test_demo_rejects_bad_options(tmp_path: Path) -> None:
         run_demo(DemoOptions(out=str(tmp_path), flops_reduction=60))
     with pytest.raises(UsageError, match="dense-epochs"):
         run_demo(DemoOptions(out=str(tmp_path), dense_epochs=0))
+    with pytest.raises(UsageError, match="match-steps"):
+        run_demo(DemoOptions(out=str(tmp_path), match_steps=0))
     assert list(tmp_path.iterdir()) == []
