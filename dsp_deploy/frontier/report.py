@@ -270,8 +270,9 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
         f"- same training budget for every method: {doc.get('training_budget')}",
         "- latency budgets: each method's structure is pruned to the ratio whose measured latency (median, "
         "interleaved with dense in one process) is within 5% of dense/budget at the match batch; DSP "
-        "latency-targeted instead prunes once to the budget by its latency table and is measured the same way "
-        "(its error says how close the table came). FLOPs budgets prune to dense FLOPs/budget. Accuracy: test split"
+        "latency-targeted instead prunes to the budget as `prune --speedup` does (its latency table guides the "
+        "search, at most two measured corrections) and is measured the same way. FLOPs budgets prune to dense "
+        "FLOPs/budget. Accuracy: test split"
         + (f" (first {doc['settings']['test_limit']} images)" if doc["settings"].get("test_limit") else ""),
         _timing_line(doc["settings"]),
     ]

@@ -100,7 +100,7 @@ class ModelSeedRun:
 
     def _pruned_to_latency(self, method: str, source: Path, target: Any) -> tuple[Any, Any]:
         """(MatchResult of one step, checkpoint): a latency-targeted method prunes to ``target`` once by
-        its latency table (no match loop); the measurement says how close the table's prediction came."""
+        its latency table and its own measured corrections (no ratio search); measured again like every row."""
         from dsp_deploy.compare.latency_match import MatchResult
         from dsp_deploy.structure import count_costs
 
@@ -111,8 +111,8 @@ class ModelSeedRun:
         step = {"ratio": point.ratio, "error_pct": round(100 * err, 3), "latency_ms": point.latency_ms[target.batch]}
         converged = abs(err) <= target.tolerance
         reason = "" if converged else (
-            f"pruned once by the latency table: measured {point.speedup(target.batch):.2f}x, not within "
-            f"{100 * target.tolerance:g}% of the budget"
+            f"pruned by the latency table and measured corrections: measured {point.speedup(target.batch):.2f}x, "
+            f"not within {100 * target.tolerance:g}% of the budget"
         )
         return MatchResult(target, point, converged, [step], reason), pruned
 

@@ -99,7 +99,7 @@ class RunSettings:
             f"{self.search_epochs} of soft-mask training from scratch, then both "
             f"{self.dense_epochs + self.final_epochs} epochs of training ({self.dense_epochs} for the dense "
             f"epochs they do not use + {self.final_epochs}); DSP latency-targeted as DSP (it prunes the G="
-            f"{self.latency_groups} group-learning model to each latency budget with the target's latency table, "
+            f"{self.latency_groups} group-learning model to each latency budget as `prune --speedup` does, "
             f"then {self.final_epochs} of fine-tuning); batch {self.batch_size}, SGD lr {self.lr} "
             f"(dense) / {self.stage_lr} (later stages)"
         )

@@ -8,8 +8,8 @@ channel multiple .. all) for G = 1 and the pruning's G, and a conv's time is the
 interpolation of its site's grid, which is exact for a + b*ci + c*co + d*ci*co (the shape of a
 conv's cost). A conv with several live groups is predicted as the cheaper of its grouped
 lowering (Gather + Conv(group=G) at the largest group's counts) and its one-group (union)
-lowering; the whole model is ``scale * sum(parts) + offset``, the two numbers fitted on the
-dense model and one pruned structure measured whole (layout reorders, fusions and the per-run
+lowering; the whole model is ``scale * sum(parts) + offset``, the two numbers fitted by least
+squares on the dense model and a few pruned structures measured whole (layout reorders, fusions and the per-run
 overhead of the isolated timings are what they absorb).
 
 Timings come from the benchmark harness (`dsp_deploy.bench.harness.run_benchmark`: ONNX Runtime
@@ -36,7 +36,7 @@ from dsp_deploy.targets import Target, channel_multiple, library_versions
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "dsp-deploy/latency-table"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: calibrated on several pruned samples (tables of 1 are re-measured, not refused)
 GRID_POINTS = 3
 # Table samples and calibration keep the minimum of the interleaved runs, like the export planner:
 # on a shared machine it is the least disturbed estimate (medians there move 2-3x between runs).
@@ -299,18 +299,36 @@ def build_table(
 def fit_calibration(table: LatencyTable, samples: Sequence[tuple[ModelStructure, float]]) -> None:
     """Fit ``scale`` and ``offset`` so that scale * parts + offset matches measured whole-model ms.
 
-    The first sample (the dense model) fixes the scale alone; with a second, the line through both
-    is used when its slope lies within 0.2x-2x of that scale (outside, the exporter fell back to
-    dense for the pruned sample or load disturbed a timing: the dense-only scale is kept)."""
+    The first sample (the dense model) fixes the scale alone; with more, the least-squares line
+    through all of them is used when its slope lies within 0.2x-2x of that scale (outside, the
+    exporter fell back to dense for the pruned samples or load disturbed a timing: the dense-only
+    scale is kept). Several pruned samples spread over the pruning range keep one disturbed timing
+    from tilting the line (one sample did: ResNet-50's offset came out at a third of dense)."""
     from dsp_deploy.structure.validate import topology_for
 
     xs = [table.parts_ms(s, topology_for(s)) for s, _ in samples]
     ys = [ms for _, ms in samples]
     table.scale, table.offset = (ys[0] / xs[0] if xs[0] > 0 else 1.0), 0.0
-    if len(xs) >= 2 and abs(xs[0] - xs[1]) > 1e-9:
-        slope = (ys[0] - ys[1]) / (xs[0] - xs[1])
+    n = len(xs)
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    if n >= 2 and sxx > 1e-12:
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sxx
         if 0.2 * table.scale <= slope <= 2.0 * table.scale:
-            table.scale, table.offset = slope, ys[0] - slope * xs[0]
+            table.scale, table.offset = slope, mean_y - slope * mean_x
+
+
+def _older_format(file: Path) -> bool:
+    """True for a readable latency table written with an older ``format_version`` (anything else,
+    corrupt files included, is left to `LatencyTable.load` to judge)."""
+    import json
+
+    try:
+        data = json.loads(file.read_text())
+        version = data.get("format_version") if data.get("format") == FORMAT_NAME else None
+        return isinstance(version, int) and version < FORMAT_VERSION
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def load_or_build(
@@ -326,7 +344,9 @@ def load_or_build(
     """The cached table for ``model`` on ``target`` (refused if from another target or corrupt),
     measured and saved when absent or when it lacks one of ``groups``."""
     file = Path(path) if path else default_table_path(model, target, topo)
-    if file.exists():
+    if file.exists() and _older_format(file):
+        log.info("%s is a latency table of an older format (calibration changed): re-measuring", file)
+    elif file.exists():
         table = LatencyTable.load(file, target)
         if table.model != model:
             raise LatencyModelError(f"{file} is the latency table of {table.model}, not {model}")

@@ -4,7 +4,7 @@ search through each pruner's cost seam, and the predicted / measured record of t
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,8 @@ class LatencyOptions:
     table: str | None = None             # latency table file (default: the per-target cache)
     measure: bool = True                 # export and time the result beside dense
     runs: int = 15
+    corrections: int = 2                 # measured re-searches when the result misses the goal (with measure)
+    tolerance: float = 0.05              # relative miss of the measured latency that triggers a correction
 
     def target(self) -> Target:
         target = make_target(self.backend, threads=self.threads, batch=self.batch, multiple=self.channel_multiple)
@@ -65,12 +67,18 @@ def sample_structure(model: str, groups: int, beta: float, *, seed: int = 0, mul
     return pruner.structure(beta)
 
 
-def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20, beta: float = 0.4,
-                          topo: Any = None):
-    """A calibrator for `build_table`: times the dense model and one pruned structure whole and
-    fits the table's scale and offset to them. The pruned one is shaped like a latency-targeted
-    result (target alignment, the one-group fallback by the not yet calibrated table: only relative
-    costs matter there), so the offset captures how much of the parts' saving the export delivers."""
+CALIBRATION_BETAS = (0.1, 0.3, 0.5)
+"""Pruning thresholds of the calibration samples: light to deep, the range pruning targets use (deeper
+random-weight samples make the exporter fall back to dense in places and no longer follow the parts)."""
+
+
+def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20,
+                          betas: tuple[float, ...] = CALIBRATION_BETAS, topo: Any = None):
+    """A calibrator for `build_table`: times the dense model and pruned structures (one per threshold
+    in ``betas``) whole and fits the table's scale and offset to them. The pruned ones are shaped like
+    a latency-targeted result (target alignment, the one-group fallback by the not yet calibrated
+    table: only relative costs matter there), so the fit captures how much of the parts' saving the
+    export delivers."""
     from dsp_deploy.hardware.latency import STAT, LatencyTable, fit_calibration
     from dsp_deploy.hardware.whole import measure_structures
     from dsp_deploy.models import topology
@@ -78,9 +86,11 @@ def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20
 
     def calibrate(table: LatencyTable, target: Target) -> None:
         shape = topo or topology(table.model)
-        pruned = fallback_to_one_group(table, shape)(
-            sample_structure(table.model, groups, beta, multiple=channel_multiple(target), topo=shape))
-        structures = {"dense": dense_structure(shape), "pruned": pruned}
+        finalize = fallback_to_one_group(table, shape)
+        structures = {"dense": dense_structure(shape)}
+        for beta in betas:
+            structures[f"pruned-b{beta:g}"] = finalize(
+                sample_structure(table.model, groups, beta, multiple=channel_multiple(target), topo=shape))
         measured = measure_structures(structures, target, lowering=lowering, runs=runs, stat=STAT)
         fit_calibration(table, [(structures[k], measured[k]) for k in structures])
         table.notes = dict(table.notes or {}, calibration={k: round(v, 4) for k, v in measured.items()},
@@ -97,22 +107,92 @@ def _table(opts: LatencyOptions, target: Target, topo: Any, groups: int) -> Any:
                          calibrate=calibrate_whole_model(groups, topo=topo), topo=topo)
 
 
-def _finish(opts: LatencyOptions, target: Target, table: Any, topo: Any, structure: ModelStructure, dense_ms: float,
-            budget: float, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+def _measurer(opts: LatencyOptions, target: Target, topo: Any, state_dict: Mapping[str, Any]) -> Measure | None:
+    """Exports the dense model and a structure and times them side by side on ``target`` (None
+    without ``opts.measure``)."""
+    from dsp_deploy.hardware.whole import measure_structures
+    from dsp_deploy.structure import dense_structure
+
+    if not opts.measure:
+        return None
+    return lambda structure: measure_structures({"dense": dense_structure(topo), "pruned": structure}, target,
+                                                state_dict=state_dict, runs=max(opts.runs, 20), stat="both")
+
+
+Found = tuple[ModelStructure, dict[str, Any]]
+"""A structure and what its search adds to the record (e.g. DSP's threshold beta)."""
+
+
+Measure = Callable[[ModelStructure], dict[str, dict[str, float]]]
+"""Times dense and a structure side by side: {"dense"|"pruned": {"median": ms, "min": ms}}."""
+
+
+def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, search: Callable[[float], Found],
+              smallest: Callable[[], Found], measure: Measure | None) -> tuple[ModelStructure, dict]:
+    """Search the predicted-latency budget of the goal, then (given ``measure``) close the loop on
+    the target: while the measured latency misses the goal (measured against dense side by side) by
+    more than ``opts.tolerance``, re-search with the budget scaled by goal / measured, up to
+    ``opts.corrections`` times; the result closest to the goal is kept. The table predicts the parts
+    well but the export's whole-model behaviour (fallbacks, fusions) only a measurement shows.
+    TrainingError when the goal is out of reach by the table and, measured, by the smallest structure."""
+    from dsp_deploy.errors import TrainingError
     from dsp_deploy.structure import count_costs, dense_structure
 
-    predicted = table.predict(structure, topo)
-    measured = None
-    if opts.measure:
-        from dsp_deploy.hardware.whole import measure_structures
+    dense_ms = table.predict(dense_structure(topo), topo)
+    budget = opts.goal.budget_ms(dense_ms)
+    try:
+        (structure, extra), out_of_reach = search(budget), None
+    except TrainingError as exc:
+        if measure is None or opts.corrections < 1:
+            raise
+        (structure, extra), out_of_reach = smallest(), exc  # the table may be pessimistic: measure the smallest one
+    tried_smallest = out_of_reach is not None
+    goal_budget = budget
+    measured = measure(structure) if measure is not None else None
+    steps: list[dict[str, Any]] = []
 
-        measured = measure_structures({"dense": dense_structure(topo), "pruned": structure}, target,
-                                      state_dict=state_dict, runs=max(opts.runs, 20), stat="both")
-    record = latency_record(target.to_dict(), opts.goal, budget, dense_ms, predicted, measured,
-                            count_costs(structure, topo).flops_reduction_pct)
+    def note() -> None:
+        steps.append({"budget_ms": round(budget, 4), "measured_ms": round(measured["pruned"]["median"], 4),
+                      "measured_goal_ms": round(opts.goal.budget_ms(measured["dense"]["median"]), 4)})
+
+    best = (structure, extra, measured)
+    for _ in range(opts.corrections if measured else 0):
+        if len(steps) == 0:
+            note()
+        if _miss(opts, measured) <= opts.tolerance:
+            break
+        goal_ms, got_ms = opts.goal.budget_ms(measured["dense"]["median"]), measured["pruned"]["median"]
+        if out_of_reach is not None and got_ms > goal_ms:
+            if len(steps) > 1:
+                break  # the smallest structure is slower than the goal too: keep the closest so far
+            raise TrainingError(f"{out_of_reach}; measured, the smallest structure runs {got_ms:.4g} ms "
+                                f"against a goal of {goal_ms:.4g} ms") from None
+        budget = table.predict(structure, topo) * goal_ms / got_ms
+        try:
+            (structure, extra), out_of_reach = search(budget), None
+        except TrainingError as exc:  # below the table's floor: the smallest structure, measured, is the last try
+            if tried_smallest:
+                break
+            (structure, extra), out_of_reach, tried_smallest = smallest(), exc, True
+        measured = measure(structure)
+        note()
+        if _miss(opts, measured) < _miss(opts, best[2]):
+            best = (structure, extra, measured)
+    structure, extra, measured = best
+    record = latency_record(target.to_dict(), opts.goal, goal_budget, dense_ms, table.predict(structure, topo),
+                            measured, count_costs(structure, topo).flops_reduction_pct)
     record["flops"] = count_costs(structure, topo).flops
+    record.update(extra)
+    if steps:
+        record["corrections"] = steps  # every measured try, the first included
     log.info("latency-targeted pruning: %s", record)
-    return record
+    return structure, record
+
+
+def _miss(opts: LatencyOptions, measured: dict[str, dict[str, float]]) -> float:
+    """Relative distance of a measured pair from the goal."""
+    goal_ms = opts.goal.budget_ms(measured["dense"]["median"])
+    return abs(measured["pruned"]["median"] - goal_ms) / goal_ms
 
 
 def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any], assignments: Mapping[str, Any],
@@ -121,7 +201,6 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
     """DSP group channel pruning with the highest threshold-kept importance (``criterion``) whose
     predicted latency fits the goal: group sizes in the target's channel multiple, one group where
     groups don't pay."""
-    from dsp_deploy.structure import dense_structure
     from dsp_deploy.training.pruning import GroupChannelPruner
 
     target = opts.target()
@@ -130,23 +209,24 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
     pruner = GroupChannelPruner(topo, state_dict, assignments, groups, metadata,
                                 channel_multiple=multiple, finalize=fallback_to_one_group(table, topo),
                                 criterion=criterion)
-    dense_ms = table.predict(dense_structure(topo), topo)
-    budget = opts.goal.budget_ms(dense_ms)
-    beta, _, structure = pruner.search_cost(lambda s: table.predict(s, topo), budget, progress=progress)
-    record = _finish(opts, target, table, topo, structure, dense_ms, budget, state_dict)
-    record["beta"] = beta
+    def search(budget: float) -> Found:
+        beta, _, structure = pruner.search_cost(lambda s: table.predict(s, topo), budget, progress=progress)
+        return structure, {"beta": beta}
+
+    structure, record = to_budget(opts, target, table, topo, search, lambda: (pruner.structure(1.0), {"beta": 1.0}),
+                                  _measurer(opts, target, topo, state_dict))
     return Budgeted(structure, record, multiple)
 
 
 def channels_to_budget(opts: LatencyOptions, pruner: Any, state_dict: Mapping[str, Any]) -> Budgeted:
     """A channel pruner (`baselines.ChannelPruner`: L1, PFS, SCP) searched to the latency goal."""
-    from dsp_deploy.structure import dense_structure
 
     target = opts.target()
     topo = pruner.topo
     table = _table(opts, target, topo, 1)
-    dense_ms = table.predict(dense_structure(topo), topo)
-    budget = opts.goal.budget_ms(dense_ms)
-    _, structure = pruner.match_cost(lambda s: table.predict(s, topo), budget)
-    return Budgeted(structure, _finish(opts, target, table, topo, structure, dense_ms, budget, state_dict),
-                    channel_multiple(target))
+    def search(budget: float) -> Found:
+        return pruner.match_cost(lambda s: table.predict(s, topo), budget)[1], {}
+
+    structure, record = to_budget(opts, target, table, topo, search, lambda: (pruner.structure_for(pruner.units), {}),
+                                  _measurer(opts, target, topo, state_dict))
+    return Budgeted(structure, record, channel_multiple(target))

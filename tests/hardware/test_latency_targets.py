@@ -101,6 +101,64 @@ def test_budget_search_respects_the_budget():
         pruner.search_cost(lambda s: table.predict(s, topo), 0.01)
 
 
+def _closed_loop(table, topo, pruner, speedup, whole):
+    """`to_budget` with a hand-made whole-model latency ``whole(predicted ms)`` standing for the export."""
+    from dsp_deploy.training.latency_prune import LatencyOptions, to_budget
+
+    dense_ms = table.predict(dense_structure(topo), topo)
+
+    def measure(structure):
+        pruned = whole(table.predict(structure, topo))
+        dense = whole(dense_ms)
+        return {"dense": {"median": dense, "min": dense}, "pruned": {"median": pruned, "min": pruned}}
+
+    def search(budget):
+        beta, _, structure = pruner.search_cost(lambda s: table.predict(s, topo), budget)
+        return structure, {"beta": beta}
+
+    opts = LatencyOptions(LatencyGoal(speedup=speedup), corrections=3)
+    return to_budget(opts, make_target(fingerprint=_fp("avx2")), table, topo, search,
+                     lambda: (pruner.structure(1.0), {"beta": 1.0}), measure)
+
+
+def test_measured_miss_is_corrected_by_re_searching():
+    """The export keeps a fixed cost the table does not know (whole = predicted + 40% of dense): the
+    first structure, right by the table, misses the measured goal; the corrections bring it within 5%."""
+    table = synthetic_table("resnet20", 2, make_target(fingerprint=_fp("avx2")))
+    topo, pruner = _pruner(table)
+    fixed = 0.4 * table.predict(dense_structure(topo), topo)
+    structure, record = _closed_loop(table, topo, pruner, 1.3, lambda ms: ms + fixed)
+    first, last = record["corrections"][0], record["corrections"][-1]
+    assert abs(first["measured_ms"] - first["measured_goal_ms"]) > 0.05 * first["measured_goal_ms"]
+    assert abs(record["measured_speedup"] - 1.3) <= 0.05 * 1.3
+    assert last["budget_ms"] < first["budget_ms"] and record["budget_ms"] == first["budget_ms"]
+    assert record["beta"] > 0 and record["measured_ms"] == pytest.approx(table.predict(structure, topo) + fixed,
+                                                                          rel=1e-3)
+    _, exact = _closed_loop(table, topo, pruner, 1.3, lambda ms: ms)  # table right: no correction
+    assert len(exact["corrections"]) == 1  # the table was right: measured once, no re-search
+
+
+def test_goal_beyond_the_table_is_measured_before_refusing():
+    """The table says out of reach; the smallest structure measured twice as fast as the table says
+    reaches it (corrected back up to the goal), and a goal beyond the measured floor is one error."""
+    from dsp_deploy.errors import TrainingError
+
+    table = synthetic_table("resnet20", 2, make_target(fingerprint=_fp("avx2")))
+    topo, pruner = _pruner(table)
+    dense_ms = table.predict(dense_structure(topo), topo)
+    floor = table.predict(pruner.structure(1.0), topo)
+    reach = dense_ms / floor
+    faster = lambda ms: ms if ms >= dense_ms else ms / 2  # noqa: E731 - pruned exports twice as fast
+    _, record = _closed_loop(table, topo, pruner, 1.2 * reach, faster)
+    assert abs(record["measured_speedup"] - 1.2 * reach) <= 0.05 * 1.2 * reach
+    with pytest.raises(TrainingError, match="out of reach.*measured, the smallest structure runs"):
+        _closed_loop(table, topo, pruner, 3 * reach, faster)
+    fixed = 0.3 * dense_ms  # reachable by the table but not as measured: the closest try is kept, no error
+    structure, slower = _closed_loop(table, topo, pruner, 0.95 * reach, lambda ms: ms + fixed)
+    tries = [step["measured_ms"] for step in slower["corrections"]]
+    assert len(tries) >= 2 and slower["measured_ms"] == min(tries)
+
+
 def test_channel_pruner_searches_the_latency_budget():
     from dsp_deploy.baselines import L1ChannelPruner
 
@@ -135,6 +193,26 @@ def test_calibration_scale_and_offset():
     assert table.scale == pytest.approx(1.0) and table.offset == pytest.approx(x_dense)
     fit_calibration(table, [(dense, 2 * x_dense), (pruned, 2 * x_dense)])  # export gave no saving: dense scale only
     assert table.scale == pytest.approx(2.0) and table.offset == 0.0
+    deeper = pruner.structure(0.6)
+    x_deeper = table.parts_ms(deeper, topo)
+    samples = [(dense, 2 * x_dense), (pruned, x_pruned + x_dense), (deeper, x_deeper + x_dense)]
+    fit_calibration(table, samples)  # several samples on one line: least squares recovers it exactly
+    assert table.scale == pytest.approx(1.0) and table.offset == pytest.approx(x_dense)
+    samples[1] = (pruned, 1.2 * (x_pruned + x_dense))  # one disturbed timing: a line between, not a cliff
+    fit_calibration(table, samples)
+    assert 0.5 < table.scale < 1.0 and table.offset > x_dense
+
+
+def test_stale_table_format_is_remeasured_not_refused(tmp_path):
+    from dsp_deploy.hardware.latency import FORMAT_VERSION, _older_format
+
+    path = tmp_path / "table.json"
+    path.write_text(f'{{"format": "dsp-deploy/latency-table", "format_version": {FORMAT_VERSION - 1}}}')
+    assert _older_format(path)
+    path.write_text(f'{{"format": "dsp-deploy/latency-table", "format_version": {FORMAT_VERSION}}}')
+    assert not _older_format(path)  # current version but corrupt: LatencyTable.load refuses it
+    path.write_text("not json")
+    assert not _older_format(path)
 
 
 def test_table_from_another_machine_is_refused(tmp_path):
@@ -211,7 +289,7 @@ def test_prune_bad_inputs_are_one_line(tv_files, capsys):
         _main(capsys, *base, "--speedup", "2", "--flops-reduction", "0.5", "--out", out), "one pruning target"
     )
     bad = tv_files / "corrupt.json"
-    bad.write_text('{"format": "dsp-deploy/latency-table", "format_version": 1}')
+    bad.write_text('{"format": "dsp-deploy/latency-table", "format_version": 2}')
     _one_line_error(_main(capsys, *base[:-1], bad, "--speedup", "2", "--out", out), "corrupt latency table")
     wrong_model = [a if a != "resnet20" else "resnet32" for a in _prune(tv_files)]
     _one_line_error(_main(capsys, *wrong_model, "--flops-reduction", "0.5", "--out", out), "not a resnet32 state_dict")
