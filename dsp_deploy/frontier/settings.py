@@ -24,7 +24,10 @@ SKIPPED = {
     "dppnet": "DPPNet is a separate model family (learned patterns, own export path); not cheap enough "
     "to train at three latency budgets here"
 }
-SPEEDUPS: tuple[float, ...] = (1.5, 2.0, 3.0)
+SPEEDUPS: tuple[float, ...] = (1.25, 1.5, 2.0)
+"""Latency budgets (speedups over dense at the match batch). Not 3x: the quick run measured the most any
+method reaches on ResNet-20 at batch 32 (inner channels pruned, streams kept) at 2.1-2.2x (DSP G=2: 1.8x),
+so a 3x budget would only say that nobody reaches it."""
 LATENCY_TARGETED: tuple[str, ...] = ("dsp-latency",)
 """Methods that prune straight to a latency budget (one prune, no ratio search; no FLOPs-target rows)."""
 NO_FLOPS_ROW = "prunes to a latency budget; it has no FLOPs-target row"
@@ -130,13 +133,14 @@ BUDGETS: dict[str, RunSettings] = {
         (0, 1),
         "fashion-mnist@5000",
         None,
-        dense_epochs=6,
+        dense_epochs=5,
         search_epochs=1,
-        final_epochs=3,
+        final_epochs=2,
         runs=30,
         match_steps=6,
         plan_runs=10,
-    ),
+        plan_batches=(32,),  # planned at the match batch, as a user deploying at batch 32 exports (b1: timed only)
+    ),  # ~4-5 h on 2 idle cores (ResNet-56: ~56 s an epoch of 5000 images); resumable
 }
 
 

@@ -151,7 +151,10 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
     measured = measure(structure) if measure is not None else None
     steps: list[dict[str, Any]] = []
 
+    points: list[tuple[float, float]] = []  # (predicted ms, measured fraction of dense) of every try
+
     def note() -> None:
+        points.append((table.predict(structure, topo), measured["pruned"]["median"] / measured["dense"]["median"]))
         steps.append({"budget_ms": round(budget, 4), "measured_ms": round(measured["pruned"]["median"], 4),
                       "measured_goal_ms": round(opts.goal.budget_ms(measured["dense"]["median"]), 4)})
 
@@ -167,7 +170,7 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
                 break  # the smallest structure is slower than the goal too: keep the closest so far
             raise TrainingError(f"{out_of_reach}; measured, the smallest structure runs {got_ms:.4g} ms "
                                 f"against a goal of {goal_ms:.4g} ms") from None
-        budget = table.predict(structure, topo) * goal_ms / got_ms
+        budget = _next_budget(points, goal_ms / measured["dense"]["median"])
         try:
             (structure, extra), out_of_reach = search(budget), None
         except TrainingError as exc:  # below the table's floor: the smallest structure, measured, is the last try
@@ -187,6 +190,18 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
         record["corrections"] = steps  # every measured try, the first included
     log.info("latency-targeted pruning: %s", record)
     return structure, record
+
+
+def _next_budget(points: list[tuple[float, float]], goal_fraction: float) -> float:
+    """The predicted-latency budget to search next: the secant through the last two tries (predicted
+    ms vs measured fraction of dense, which machine drift between runs does not move) when it rises,
+    else the last try's budget scaled by goal / measured (proportional)."""
+    (p1, f1) = points[-1]
+    if len(points) >= 2:
+        p0, f0 = points[-2]
+        if (f1 - f0) * (p1 - p0) > 0:  # slower measured where slower predicted: interpolate
+            return max(p1 + (goal_fraction - f1) * (p1 - p0) / (f1 - f0), 1e-9)
+    return p1 * goal_fraction / f1
 
 
 def _miss(opts: LatencyOptions, measured: dict[str, dict[str, float]]) -> float:
