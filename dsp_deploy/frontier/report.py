@@ -255,7 +255,7 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
             "nothing about the methods.",
             "",
             "**Full run: to be run**: `python bench/accuracy_latency.py --budget full` (ResNet-20 and "
-            "ResNet-56, seeds 0 and 1, every method, Fashion-MNIST 5000-image subset; a few hours on 2 cores; "
+            "ResNet-56, seeds 0 and 1, every method, Fashion-MNIST 5000-image subset; ~4-5 h on 2 idle cores; "
             "resumable). Its report replaces this one.",
             "",
         ]
@@ -264,7 +264,8 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
         f"- machine: {m.get('cpu')} ({m.get('isa')}); ONNX Runtime CPU, 1 intra-op thread; load average "
         f"{load.get('loadavg_before')} -> {load.get('loadavg_after')} on {load.get('cores')} cores",
         f"- command: `{doc.get('command')}` ({doc.get('wall_seconds')} s wall, {doc.get('reused_rows', 0)} "
-        "rows from the cache)",
+        f"rows from the cache; the rows' own training + latency-matching time, summed over every run that "
+        f"resumed into this one: {_row_seconds(doc) / 3600:.2f} h)",
         *[f"- {note}" for note in doc.get("notes", [])],
         f"- data: {doc.get('data_note') or doc['settings']['data']}",
         f"- same training budget for every method: {doc.get('training_budget')}",
@@ -327,3 +328,8 @@ def write_report(
         text += "\n" + "\n".join(extra_md) + "\n"
     write_text_atomic(out / "report.md", text)
     return ["results.json", "results.csv", "report.md", *plots]
+
+
+def _row_seconds(doc: dict[str, Any]) -> float:
+    """Training and latency-matching seconds recorded in the rows (a resumed run's earlier work included)."""
+    return sum(float(row.get("train_seconds") or 0) + float(row.get("match_seconds") or 0) for row in doc["rows"])
