@@ -101,6 +101,32 @@ class ChannelPruner:
         self.units: tuple[PrunableChannel, ...] = tuple(
             sorted(units, key=lambda u: (u.score, u.kind, u.where, u.index)))
         self.evaluations = 0
+        self.channel_multiple = 1
+
+    def align(self, multiple: int) -> None:
+        """Keep every pruned layer's (stream's) channel count a multiple of ``multiple`` (a target's
+        alignment, e.g. 8 on AVX2: counts off the SIMD width take slower kernels, often slower than
+        dense). Latency-targeted pruning sets it; FLOPs targets stay unaligned, as in the papers."""
+        if multiple < 1:
+            raise TrainingError(f"channel multiple must be >= 1, got {multiple}")
+        self.channel_multiple = int(multiple)
+
+    def _width(self, kind: str, where: str) -> int:
+        return self.topo.conv(where).out_channels if kind == "filter" else self.topo.stream(where).channels
+
+    def _aligned(self, removed: Iterable[PrunableChannel]) -> list[PrunableChannel]:
+        """Of each layer's (stream's) ``removed`` channels, least important first, only as many as
+        leave a kept count rounded up to the channel multiple (alignment keeps channels, never drops
+        more): the count removed still only grows with ``removed``, so the searches stay monotone."""
+        places: dict[tuple[str, str], list[PrunableChannel]] = {}
+        for unit in removed:
+            places.setdefault((unit.kind, unit.where), []).append(unit)
+        m, out = self.channel_multiple, []
+        for (kind, where), units in places.items():
+            total = self._width(kind, where)
+            keep = min(total, -(-(total - len(units)) // m) * m)
+            out += units[: total - keep]
+        return out
 
     def dense_cost(self) -> int:
         """The dense model's cost in this pruner's metric."""
@@ -115,7 +141,10 @@ class ChannelPruner:
 
 
     def structure_for(self, removed: Iterable[PrunableChannel]) -> ModelStructure:
-        """The validated G=1 structure with ``removed`` channels gone (dead reads dropped)."""
+        """The validated G=1 structure with ``removed`` channels gone (dead reads dropped; with a
+        channel multiple, see `align`, fewer go)."""
+        if self.channel_multiple > 1:
+            removed = self._aligned(removed)
         pruned: dict[str, set[int]] = {}
         for unit in removed:
             convs = [unit.where] if unit.kind == "filter" else list(self.topo.stream(unit.where).producers)

@@ -234,10 +234,12 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
 
 
 def channels_to_budget(opts: LatencyOptions, pruner: Any, state_dict: Mapping[str, Any]) -> Budgeted:
-    """A channel pruner (`baselines.ChannelPruner`: L1, PFS, SCP) searched to the latency goal."""
+    """A channel pruner (`baselines.ChannelPruner`: L1, PFS, SCP) searched to the latency goal, its
+    channel counts in the target's multiple (as DSP's group sizes)."""
 
     target = opts.target()
     topo = pruner.topo
+    pruner.align(channel_multiple(target))
     table = _table(opts, target, topo, 1)
     def search(budget: float) -> Found:
         return pruner.match_cost(lambda s: table.predict(s, topo), budget)[1], {}

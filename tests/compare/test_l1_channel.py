@@ -98,3 +98,23 @@ def test_inner_only_export_removes_channels_physically(tmp_path) -> None:
     macs, moves = onnx_costs(out)
     assert "Gather" not in moves and "Pad" not in moves
     assert macs == result.flops
+
+
+def test_aligned_pruning_keeps_channel_counts_in_the_multiple() -> None:
+    """`align(8)`: every pruned layer and stream keeps a multiple of 8 channels (rounded up from what
+    the unaligned removal would keep), and removing more units never keeps more channels."""
+    topo = topology("resnet56")
+    pruner = L1ChannelPruner(topo, dense_state("resnet56"))
+    half = len(pruner.units) // 2
+    loose = pruner.structure_for(pruner.units[:half])
+    pruner.align(8)
+    aligned = pruner.structure_for(pruner.units[:half])
+    kept = {layer.name: len(layer.kept_filters) for layer in aligned.layers}
+    widths = {spec.name: spec.out_channels for spec in topo.convs}
+    assert any(n < widths[name] for name, n in kept.items())  # something was pruned
+    assert all(n % 8 == 0 for name, n in kept.items() if n < widths[name])
+    assert all(kept[layer.name] >= len(layer.kept_filters) for layer in loose.layers)  # rounded up, not down
+    flops = [count_costs(pruner.structure_for(pruner.units[:n]), topo).flops for n in range(0, len(pruner.units), 40)]
+    assert flops == sorted(flops, reverse=True)
+    with pytest.raises(TrainingError, match="channel multiple"):
+        pruner.align(0)
