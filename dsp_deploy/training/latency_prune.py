@@ -127,87 +127,97 @@ Measure = Callable[[ModelStructure], dict[str, dict[str, float]]]
 """Times dense and a structure side by side: {"dense"|"pruned": {"median": ms, "min": ms}}."""
 
 
+@dataclass
+class _Try:
+    """One measured structure of the closed loop."""
+
+    budget: float  # the predicted-latency budget it was searched at
+    structure: ModelStructure
+    extra: dict[str, Any]
+    measured: dict[str, dict[str, float]]
+    smallest: bool  # the smallest allowed structure (the table put the budget out of reach)
+
+    def goal_ms(self, goal: LatencyGoal) -> float:
+        return goal.budget_ms(self.measured["dense"]["median"])
+
+    def ms(self) -> float:
+        return self.measured["pruned"]["median"]
+
+    def miss(self, goal: LatencyGoal) -> float:
+        """Relative distance of the measured latency from the goal (measured against dense)."""
+        return abs(self.ms() - self.goal_ms(goal)) / self.goal_ms(goal)
+
+    def step(self, goal: LatencyGoal) -> dict[str, float]:
+        return {"budget_ms": round(self.budget, 4), "measured_ms": round(self.ms(), 4),
+                "measured_goal_ms": round(self.goal_ms(goal), 4)}
+
+
 def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, search: Callable[[float], Found],
               smallest: Callable[[], Found], measure: Measure | None) -> tuple[ModelStructure, dict]:
     """Search the predicted-latency budget of the goal, then (given ``measure``) close the loop on
-    the target: while the measured latency misses the goal (measured against dense side by side) by
-    more than ``opts.tolerance``, re-search with the budget scaled by goal / measured, up to
-    ``opts.corrections`` times; the result closest to the goal is kept. The table predicts the parts
-    well but the export's whole-model behaviour (fallbacks, fusions) only a measurement shows.
+    the target: while the measured latency misses the goal (timed against dense side by side) by more
+    than ``opts.tolerance``, re-search at a corrected budget (`_next_budget`), up to
+    ``opts.corrections`` times, and keep the try closest to the goal. The table predicts the parts;
+    the export's whole-model behaviour (dense fallbacks, fusions) only a measurement shows. Where the
+    table puts the goal out of reach, the smallest allowed structure is measured before giving up.
     TrainingError when the goal is out of reach by the table and, measured, by the smallest structure."""
     from dsp_deploy.errors import TrainingError
     from dsp_deploy.structure import count_costs, dense_structure
 
+    goal = opts.goal
     dense_ms = table.predict(dense_structure(topo), topo)
-    budget = opts.goal.budget_ms(dense_ms)
+    budget = goal.budget_ms(dense_ms)
+    out_of_reach: Exception | None = None
     try:
-        (structure, extra), out_of_reach = search(budget), None
+        found, is_smallest = search(budget), False
     except TrainingError as exc:
         if measure is None or opts.corrections < 1:
             raise
-        (structure, extra), out_of_reach = smallest(), exc  # the table may be pessimistic: measure the smallest one
-    tried_smallest = out_of_reach is not None
-    goal_budget = budget
-    measured = measure(structure) if measure is not None else None
-    steps: list[dict[str, Any]] = []
-
-    points: list[tuple[float, float]] = []  # (predicted ms, measured fraction of dense) of every try
-
-    def note() -> None:
-        points.append((table.predict(structure, topo), measured["pruned"]["median"] / measured["dense"]["median"]))
-        steps.append({"budget_ms": round(budget, 4), "measured_ms": round(measured["pruned"]["median"], 4),
-                      "measured_goal_ms": round(opts.goal.budget_ms(measured["dense"]["median"]), 4)})
-
-    best = (structure, extra, measured)
-    for _ in range(opts.corrections if measured else 0):
-        if len(steps) == 0:
-            note()
-        if _miss(opts, measured) <= opts.tolerance:
-            break
-        goal_ms, got_ms = opts.goal.budget_ms(measured["dense"]["median"]), measured["pruned"]["median"]
-        if out_of_reach is not None and got_ms > goal_ms:
-            if len(steps) > 1:
-                break  # the smallest structure is slower than the goal too: keep the closest so far
-            raise TrainingError(f"{out_of_reach}; measured, the smallest structure runs {got_ms:.4g} ms "
-                                f"against a goal of {goal_ms:.4g} ms") from None
-        budget = _next_budget(points, goal_ms / measured["dense"]["median"])
-        try:
-            (structure, extra), out_of_reach = search(budget), None
-        except TrainingError as exc:  # below the table's floor: the smallest structure, measured, is the last try
-            if tried_smallest:
+        found, is_smallest, out_of_reach = smallest(), True, exc  # the table may be pessimistic
+    if measure is None:
+        structure, extra = found
+        measured = None
+    else:
+        tries = [_Try(budget, *found, measure(found[0]), is_smallest)]
+        while len(tries) <= opts.corrections and tries[-1].miss(goal) > opts.tolerance:
+            last = tries[-1]
+            if last.smallest and last.ms() > last.goal_ms(goal):  # even the smallest one is too slow
+                if len(tries) == 1:
+                    raise TrainingError(f"{out_of_reach}; measured, the smallest structure runs {last.ms():.4g} "
+                                        f"ms against a goal of {last.goal_ms(goal):.4g} ms") from None
                 break
-            (structure, extra), out_of_reach, tried_smallest = smallest(), exc, True
-        measured = measure(structure)
-        note()
-        if _miss(opts, measured) < _miss(opts, best[2]):
-            best = (structure, extra, measured)
-    structure, extra, measured = best
-    record = latency_record(target.to_dict(), opts.goal, goal_budget, dense_ms, table.predict(structure, topo),
-                            measured, count_costs(structure, topo).flops_reduction_pct)
-    record["flops"] = count_costs(structure, topo).flops
+            points = [(table.predict(t.structure, topo), t.ms() / t.measured["dense"]["median"]) for t in tries]
+            budget = _next_budget(points, last.goal_ms(goal) / last.measured["dense"]["median"])
+            try:
+                found, is_smallest = search(budget), False
+            except TrainingError:  # below the table's floor: the smallest structure is the last try
+                if any(t.smallest for t in tries):
+                    break
+                found, is_smallest = smallest(), True
+            tries.append(_Try(budget, *found, measure(found[0]), is_smallest))
+        best = min(tries, key=lambda t: t.miss(goal))
+        structure, extra, measured = best.structure, best.extra, best.measured
+    costs = count_costs(structure, topo)
+    record = latency_record(target.to_dict(), goal, goal.budget_ms(dense_ms), dense_ms,
+                            table.predict(structure, topo), measured, costs.flops_reduction_pct)
+    record["flops"] = costs.flops
     record.update(extra)
-    if steps:
-        record["corrections"] = steps  # every measured try, the first included
+    if measure is not None:
+        record["corrections"] = [t.step(goal) for t in tries]  # every measured try, the first included
     log.info("latency-targeted pruning: %s", record)
     return structure, record
 
 
 def _next_budget(points: list[tuple[float, float]], goal_fraction: float) -> float:
-    """The predicted-latency budget to search next: the secant through the last two tries (predicted
-    ms vs measured fraction of dense, which machine drift between runs does not move) when it rises,
-    else the last try's budget scaled by goal / measured (proportional)."""
-    (p1, f1) = points[-1]
+    """The predicted-latency budget to search next from the tries' (predicted ms, measured fraction of
+    dense) points (fractions: machine drift between runs does not move them): the secant through the
+    last two when measured latency rises with predicted, else the last budget scaled by goal / measured."""
+    p1, f1 = points[-1]
     if len(points) >= 2:
         p0, f0 = points[-2]
-        if (f1 - f0) * (p1 - p0) > 0:  # slower measured where slower predicted: interpolate
+        if (f1 - f0) * (p1 - p0) > 0:
             return max(p1 + (goal_fraction - f1) * (p1 - p0) / (f1 - f0), 1e-9)
     return p1 * goal_fraction / f1
-
-
-def _miss(opts: LatencyOptions, measured: dict[str, dict[str, float]]) -> float:
-    """Relative distance of a measured pair from the goal."""
-    goal_ms = opts.goal.budget_ms(measured["dense"]["median"])
-    return abs(measured["pruned"]["median"] - goal_ms) / goal_ms
 
 
 def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any], assignments: Mapping[str, Any],
@@ -224,6 +234,7 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
     pruner = GroupChannelPruner(topo, state_dict, assignments, groups, metadata,
                                 channel_multiple=multiple, finalize=fallback_to_one_group(table, topo),
                                 criterion=criterion)
+
     def search(budget: float) -> Found:
         beta, _, structure = pruner.search_cost(lambda s: table.predict(s, topo), budget, progress=progress)
         return structure, {"beta": beta}
@@ -236,11 +247,11 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
 def channels_to_budget(opts: LatencyOptions, pruner: Any, state_dict: Mapping[str, Any]) -> Budgeted:
     """A channel pruner (`baselines.ChannelPruner`: L1, PFS, SCP) searched to the latency goal, its
     channel counts in the target's multiple (as DSP's group sizes)."""
-
     target = opts.target()
     topo = pruner.topo
     pruner.align(channel_multiple(target))
     table = _table(opts, target, topo, 1)
+
     def search(budget: float) -> Found:
         return pruner.match_cost(lambda s: table.predict(s, topo), budget)[1], {}
 
