@@ -12,6 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+FORMAT_NAME = "dsp-deploy/metrics"
+FORMAT_VERSION = 1
+HEADER = {"event": "header", "format": FORMAT_NAME, "format_version": FORMAT_VERSION}
+"""The first line of every metrics file: what it is, as every JSON document of the project says."""
+
 
 class MetricsLog:
     """Buffered JSONL writer; ``path`` None (or a non-main rank) makes it a no-op."""
@@ -33,8 +38,10 @@ class MetricsLog:
         if self.path is None or not self._pending:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new_file = self._mode == "w" or not self.path.exists() or self.path.stat().st_size == 0
+        lines = ([json.dumps(HEADER)] if new_file else []) + self._pending
         with open(self.path, self._mode, encoding="utf-8") as handle:
-            handle.write("\n".join(self._pending) + "\n")
+            handle.write("\n".join(lines) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         self._pending.clear()

@@ -39,6 +39,8 @@ def test_killed_run_resumes_to_completion(cli, cli_ok, cli_spawn, tmp_path: Path
     build_model(final)  # a valid, loadable checkpoint
     assert set(final.extra["group_logits"]) == set(interrupted.extra["group_logits"])
     records = [json.loads(l) for l in (tmp_path / "RUN" / "metrics.jsonl").read_text().splitlines()]
+    assert records[0] == {"event": "header", "format": "dsp-deploy/metrics", "format_version": 1}
+    assert [r["event"] for r in records].count("header") == 1  # the resumed run appended, no second header
     assert [r["event"] for r in records].count("resume") == 1
     steps = [r["step"] for r in records if r["event"] == "step"]
     assert steps == sorted(set(steps))  # no step logged twice
