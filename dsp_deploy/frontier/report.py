@@ -255,7 +255,7 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
             "nothing about the methods.",
             "",
             "**Full run: to be run**: `python bench/accuracy_latency.py --budget full` (ResNet-20 and "
-            "ResNet-56, seeds 0 and 1, every method, Fashion-MNIST 5000-image subset; ~4-5 h on 2 idle cores; "
+            "ResNet-56, seeds 0 and 1, every method, Fashion-MNIST 5000-image subset; ~6 h on 2 idle cores; "
             "resumable). Its report replaces this one.",
             "",
         ]
