@@ -62,14 +62,16 @@ def random_structures(model: str, target, n: int, seed: int):
 
     rng = random.Random(seed)
     state = random_weights(model, seed)
+    topo = topology(model)
+    dense_flops = count_costs(dense_structure(topo)).flops
     out = {}
     for i in range(n):
         if i % 3 == 2:  # channel pruning as latency-targeted pruning does it: counts in the target's multiple
             red = rng.uniform(0.2, 0.7)
-            pruner = L1ChannelPruner(topology(model), state)
+            pruner = L1ChannelPruner(topo, state)
             pruner.align(channel_multiple(target))
-            flops = (1 - red) * count_costs(dense_structure(topology(model))).flops
-            _, out[f"l1-{red:.2f}"] = pruner.match_cost(lambda s: count_costs(s).flops, flops, what="FLOPs")
+            _, out[f"l1-{red:.2f}"] = pruner.match_cost(lambda s: count_costs(s).flops, (1 - red) * dense_flops,
+                                                        what="FLOPs")
         else:
             beta = rng.uniform(0.05, 0.7)
             out[f"dsp-b{beta:.2f}"] = sample_structure(
@@ -330,8 +332,9 @@ def main() -> int:
         + "\n\n"
         + "\n\n".join(sections)
         + "\n\n## Pruning to a speedup (dense checkpoint, one-shot groups)\n\n`prune --speedup X` searches the "
-        "latency table's budget, exports and times the result beside dense, and re-searches with the budget "
-        "scaled by goal / measured while the measurement misses the goal by more than 5% (at most 2 times).\n\n"
+        "latency table's budget, exports and times the result beside dense, and re-searches (budget scaled by "
+        "goal / measured, then the secant through the last two tries) while the measurement misses the goal "
+        "by more than 5% (at most 2 times); the last column lists every measured try.\n\n"
         + md_table(
             speed_rows,
             (
