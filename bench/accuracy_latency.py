@@ -1,7 +1,8 @@
 """Accuracy at equal measured latency: DSP (G=2, G=4, latency-targeted) against L1, PFS and SCP channel
 pruning on Fashion-MNIST, at 1.25x/1.5x/2x the dense model's measured speed (ONNX Runtime CPU, 1 thread;
 batch 1 and 32) and at the matching FLOPs, same training budget per method; plus the labelled ResNet-50
-ImageNet estimate. Writes bench/results/accuracy_latency/ (results.json/.csv, report.md, PNG plots).
+ImageNet estimate. Writes bench/results/accuracy_latency/ (--budget full; quick: its quick/ subfolder):
+results.json/.csv, report.md, PNG plots.
 Every trained model is cached under --cache; a rerun resumes. Same as `dsp-deploy accuracy-latency`.
 
     python bench/accuracy_latency.py --budget quick     # ResNet-20, tiny subset, 1 seed: 6-9 min on 2 cores

@@ -11,6 +11,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = "bench/results/accuracy_latency"
+"""The full run's report folder; a quick run writes to its ``quick/`` subfolder (never over the full report)."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,7 +32,8 @@ def add_parser(subparsers: Any) -> None:
                         help="comma-separated among dsp-g2, dsp-g4, dsp-latency, l1, pfs, scp, dppnet (default: all)")
     parser.add_argument("--cache", default=".cache/accuracy_latency", metavar="DIR",
                         help="trained models and measurements (default: %(default)s)")
-    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="report folder (default: %(default)s)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help=f"report folder (default: {DEFAULT_OUT} for --budget full, {DEFAULT_OUT}/quick for quick)")
     parser.add_argument("--report-only", default=None, metavar="RESULTS_JSON",
                         help="only (re)write the report from a results.json")
     parser.add_argument("--allow-mixed-machines", action="store_true",
@@ -70,9 +72,13 @@ def run(args: argparse.Namespace) -> int:
     """Run (or resume) the comparison and write the report; returns the exit code."""
     from dsp_deploy.frontier.report import read_results, write_report
 
-    out = Path(args.out)
+    def out_for(budget: str) -> Path:
+        return Path(args.out or (DEFAULT_OUT if budget == "full" else f"{DEFAULT_OUT}/quick"))
+
+    out = out_for(args.budget)
     if args.report_only:
         doc = read_results(args.report_only)
+        out = out_for(str(doc.get("budget", args.budget)))
         from dsp_deploy.frontier.report import check_machines
 
         check_machines(doc, args.allow_mixed_machines)  # before anything is written

@@ -191,6 +191,37 @@ def _budget_tables(doc: dict[str, Any], kind: str) -> list[str]:
     return lines
 
 
+def headline_tables(doc: dict[str, Any]) -> list[str]:
+    """Per model, one table: test accuracy (mean over the seeds within tolerance) of every method at
+    every latency budget, the winner in bold; "-" where no seed of a method reached the budget."""
+    found = winners(doc, "latency")
+    lines: list[str] = []
+    for model in dict.fromkeys(m for m, _ in found):
+        budgets = [b for m, b in found if m == model]
+        seeds = {r["seed"] for r in doc["rows"] if r["model"] == model}
+        methods = dict.fromkeys(r["method"] for r in doc["rows"] if r["model"] == model and r["method"] != "dense")
+        labels = {r["method"]: r.get("label", r["method"]) for r in doc["rows"]}
+        dense = [float(r["test_accuracy"]) for r in doc["rows"]
+                 if r["model"] == model and r["method"] == "dense" and r.get("status") == "ok"]
+        body = []
+        for method in methods:
+            row = [labels[method]]
+            for budget in budgets:
+                cells_here = found[(model, budget)]
+                cell = next((c for c in cells_here if c.method == method), None)
+                if cell is None:
+                    row.append("-")
+                    continue
+                text = f"{cell.mean:.2f}" + (f" ({len(cell.accuracies)}/{len(seeds)} seeds)"
+                                             if len(cell.accuracies) < len(seeds) else "")
+                row.append(f"**{text}**" if cell is cells_here[0] else text)
+            body.append(row)
+        dense_text = f"{statistics.fmean(dense):.2f}" if dense else "-"
+        lines += ["", f"{model} (dense: {dense_text}% test accuracy, mean of {len(dense)} seeds):", ""]
+        lines += _table(["method", *[f"{b:g}x faster" for b in budgets]], body)
+    return lines
+
+
 def rows_table(doc: dict[str, Any]) -> list[str]:
     body = []
     for r in doc["rows"]:
@@ -254,9 +285,9 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
             f"{', '.join(doc['settings'].get('methods', []))}; it checks the pipeline, its accuracies say "
             "nothing about the methods.",
             "",
-            "**Full run: to be run**: `python bench/accuracy_latency.py --budget full` (ResNet-20 and "
-            "ResNet-56, seeds 0 and 1, every method, Fashion-MNIST 5000-image subset; ~6 h on 2 idle cores; "
-            "resumable). Its report replaces this one.",
+            "**The result is the full run**: `python bench/accuracy_latency.py --budget full` (ResNet-20 and "
+            "ResNet-56, seeds 0 and 1, every method, Fashion-MNIST 5000-image subset; resumable), committed in "
+            "bench/results/accuracy_latency/report.md.",
             "",
         ]
     load = doc.get("load", {})
@@ -278,6 +309,12 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
         _timing_line(doc["settings"]),
     ]
     lines += [
+        "",
+        "## Headline: test accuracy (%) at each measured latency budget",
+        "",
+        f"Mean over the seeds whose model ran within 5% of the budget (batch {doc['settings']['match_batch']}); "
+        "the winner in bold; \"-\": no seed of that method reached the budget (the sections below say why).",
+        *headline_tables(doc),
         "",
         "## Winner at each latency budget",
         *_budget_tables(doc, "latency"),

@@ -9,7 +9,14 @@ import pytest
 from dsp_deploy.cli.main import main
 from dsp_deploy.errors import BenchError
 from dsp_deploy.frontier import JSON_FORMAT
-from dsp_deploy.frontier.report import check_machines, pareto_front, winner_line, winners, write_report
+from dsp_deploy.frontier.report import (
+    check_machines,
+    headline_tables,
+    pareto_front,
+    winner_line,
+    winners,
+    write_report,
+)
 from dsp_deploy.frontier.runner import cached_result, skipped_rows
 from dsp_deploy.frontier.settings import NO_FLOPS_ROW, settings_for
 
@@ -57,6 +64,21 @@ def test_winner_per_budget_from_hand_made_results() -> None:
     assert winners(_doc(rows), "flops")[("resnet20", 2.0)][0].method == "dsp-g2"
 
 
+def test_headline_table_marks_winner_partial_and_missing() -> None:
+    rows = [
+        {**_row("dense", 0, "dense", 1.0, 92.0, 1.0), "method": "dense"},
+        _row("l1", 0, "latency", 2.0, 90.0, 2.02), _row("l1", 1, "latency", 2.0, 91.0, 1.98),
+        _row("dsp-g2", 0, "latency", 2.0, 88.0, 2.01), _row("dsp-g2", 1, "latency", 2.0, 89.5, 1.7, converged=False),
+        _row("dsp-g2", 0, "latency", 3.0, 85.0, 3.0), _row("l1", 0, "latency", 3.0, 84.0, 2.0, converged=False),
+        _row("l1", 1, "latency", 3.0, 83.0, 2.1, converged=False),
+    ]
+    text = "\n".join(headline_tables(_doc(rows)))
+    assert "resnet20 (dense: 92.00% test accuracy, mean of 1 seeds):" in text
+    assert "| method | 2x faster | 3x faster |" in text
+    assert "| L1 | **90.50** | - |" in text  # winner at 2x; no seed within tolerance at 3x
+    assert "| DSP-G2 | 88.00 (1/2 seeds) | **85.00 (1/2 seeds)** |" in text
+
+
 def test_report_refuses_mixed_machines_unless_told(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     doc = _doc([_row("l1", 0, "latency", 2.0, 90.0, 2.0), _row("dsp-g2", 0, "latency", 2.0, 88.0, 2.0, THERE)])
     with pytest.raises(BenchError, match="mix 2 machines"):
@@ -74,6 +96,19 @@ def test_report_refuses_mixed_machines_unless_told(tmp_path: Path, capsys: pytes
     assert "QUICK RUN" in text and "wins by 2.00 points" in text
     assert (out / "accuracy_vs_latency.png").stat().st_size > 1000
     assert json.loads((out / "results.json").read_text())["format"] == JSON_FORMAT
+
+
+def test_quick_report_never_lands_on_the_full_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default folders: a quick run's report goes to accuracy_latency/quick/, a full run's to accuracy_latency/."""
+    monkeypatch.chdir(tmp_path)
+    rows = [_row("l1", 0, "latency", 2.0, 90.0, 2.0)]
+    folders = {"quick": "bench/results/accuracy_latency/quick", "full": "bench/results/accuracy_latency"}
+    for budget, folder in folders.items():
+        src = tmp_path / f"{budget}.json"
+        src.write_text(json.dumps({**_doc(rows), "budget": budget, "quick": budget == "quick"}))
+        assert main(["accuracy-latency", "--report-only", str(src)]) == 0
+        assert json.loads((tmp_path / folder / "results.json").read_text())["budget"] == budget
+    assert "QUICK RUN" not in (tmp_path / "bench/results/accuracy_latency/report.md").read_text()
 
 
 def test_resume_skips_cached_models(tmp_path: Path) -> None:
@@ -117,3 +152,20 @@ def test_report_with_latency_targeted_rows(tmp_path: Path) -> None:
     kinds = {(r["budget_kind"], r["status"]) for r in json.loads((tmp_path / "results.json").read_text())["rows"]
              if r["method"] == "dsp-latency"}
     assert kinds == {("latency", "ok"), ("flops", "skipped")}
+
+
+def test_cached_imagenet_estimate_takes_todays_citations() -> None:
+    """Timings measured earlier are kept; citations and check marks come from PUBLISHED (a source found
+    later updates the report without re-measuring); an unknown point keeps what it had."""
+    from dsp_deploy.frontier.imagenet import NOT_INCLUDED, PUBLISHED, _current_citations
+
+    scp = next(p for p in PUBLISHED if p.label == "SCP")
+    est = {"points": [{"method": "channel", "flops_pruned_pct": scp.flops_pruned_pct, "citation": "old",
+                       "verified": True, "latency_ms_b1": 12.5},
+                      {"method": "channel", "flops_pruned_pct": 12.0, "citation": "other", "verified": True}],
+           "not_included": "old"}
+    got = _current_citations(est)
+    assert got["points"][0] == {"method": "channel", "flops_pruned_pct": scp.flops_pruned_pct,
+                                "citation": scp.citation, "verified": scp.verified, "latency_ms_b1": 12.5}
+    assert got["points"][1]["citation"] == "other" and got["points"][1]["verified"] is True
+    assert got["not_included"] == NOT_INCLUDED
