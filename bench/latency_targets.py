@@ -12,7 +12,7 @@ model side by side with its dense network in one process, exported by the export
 - ResNet-50: the FLOPs the latency-targeted DSP model (G=2) keeps at the measured latency of the
   L1-inner channel-pruned model at -50% and -70% FLOPs.
 
-    python bench/latency_targets.py [--structures 10] [--runs 20] [--out bench/results/latency_targets.md]
+    python bench/latency_targets.py [--structures 10] [--runs 20] [--out bench/results/latency_targets_<isa>.md]
 """
 
 from __future__ import annotations
@@ -215,7 +215,8 @@ def main() -> int:
     parser.add_argument("--plan-runs", type=int, default=5, help="planner runs per candidate (export --lowering auto)")
     parser.add_argument("--skip-l1", action="store_true", help="skip the ResNet-50 L1-inner matched-latency part")
     parser.add_argument("--work", help="folder for tables and checkpoints (default: a temporary folder)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "latency_targets.md"))
+    parser.add_argument("--out", default=None,
+                        help="report (default: bench/results/latency_targets_<isa>.md, e.g. _avx2, _avx512)")
     args = parser.parse_args()
 
     import onnxruntime as ort
@@ -231,6 +232,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     target = make_target()
     log(f"target: {target.describe()}  CPU {cpu_model()} ISA {cpu_isa()}")
+    if args.out is None:  # one report per ISA: figures from two machines are not one table
+        args.out = str(ROOT / "bench" / "results" / f"latency_targets_{cpu_isa().lower().replace('-', '')}.md")
     models = [m for m in args.models.split(",") if m]
     sections, errors, verdicts, tables = [], [], [], {}
     for model in models:
@@ -369,8 +372,10 @@ def main() -> int:
                 ),
             )
         )
+    from dsp_deploy.utils.atomic import write_text_atomic
+
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
+    write_text_atomic(args.out, text + "\n")
     print(text)
     return 0
 
