@@ -6,7 +6,7 @@ results.json/.csv, report.md, PNG plots.
 Every trained model is cached under --cache; a rerun resumes. Same as `dsp-deploy accuracy-latency`.
 
     python bench/accuracy_latency.py --budget quick     # ResNet-20, tiny subset, 1 seed: 6-9 min on 2 cores
-    python bench/accuracy_latency.py --budget full      # ResNet-20 and ResNet-56, 2 seeds: ~6 h, resumable
+    python bench/accuracy_latency.py --budget full      # ResNet-20 and ResNet-56, 2 seeds: 2.3-6 h, resumable
 """
 from __future__ import annotations
 

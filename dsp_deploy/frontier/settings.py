@@ -140,7 +140,7 @@ BUDGETS: dict[str, RunSettings] = {
         match_steps=6,
         plan_runs=10,
         plan_batches=(32,),  # planned at the match batch, as a user deploying at batch 32 exports (b1: timed only)
-    ),  # ~6 h on 2 idle cores (ResNet-20: 50 min a seed; ResNet-56 ~2.4x the epoch time); resumable
+    ),  # 2.3 h on 2 idle AVX-512 cores (ResNet-20 18 min a seed, ResNet-56 47-53), ~6 h on AVX2; resumable
 }
 
 
