@@ -54,6 +54,7 @@ def table_for(model: str, target, work: Path, runs: int):
 
 def random_structures(model: str, target, n: int, seed: int):
     from dsp_deploy.baselines import L1ChannelPruner
+    from dsp_deploy.errors import TrainingError
     from dsp_deploy.hardware import channel_multiple
     from dsp_deploy.hardware.whole import random_weights
     from dsp_deploy.models import topology
@@ -70,8 +71,11 @@ def random_structures(model: str, target, n: int, seed: int):
             red = rng.uniform(0.2, 0.7)
             pruner = L1ChannelPruner(topo, state)
             pruner.align(channel_multiple(target))
-            _, out[f"l1-{red:.2f}"] = pruner.match_cost(lambda s: count_costs(s).flops, (1 - red) * dense_flops,
-                                                        what="FLOPs")
+            try:
+                _, out[f"l1-{red:.2f}"] = pruner.match_cost(lambda s: count_costs(s).flops, (1 - red) * dense_flops,
+                                                            what="FLOPs", unit="MACs")
+            except TrainingError:  # aligned counts floor above this reduction (e.g. 16-multiples on ResNet-20)
+                out[f"l1-floor{i}"] = pruner.structure_for(pruner.units)
         else:
             beta = rng.uniform(0.05, 0.7)
             out[f"dsp-b{beta:.2f}"] = sample_structure(
