@@ -128,6 +128,18 @@ def test_resume_skips_cached_models(tmp_path: Path) -> None:
     assert not cached and calls == [1, 1]
 
 
+def test_cached_only_trains_nothing(tmp_path: Path) -> None:
+    """--cached-only on a model and seed without a cached dense model lists every row as not run and
+    writes nothing (building the run would train and time the dense model)."""
+    from dsp_deploy.frontier.run import NOT_CACHED, run_all
+
+    settings = settings_for("quick", data="synthetic:64")
+    doc = run_all(settings, tmp_path / "cache", cached_only=True)
+    assert doc["rows"] and all(r["status"] == "skipped" and r["reason"] == NOT_CACHED for r in doc["rows"])
+    assert {r["method"] for r in doc["rows"]} == {"dense", *settings.methods}
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
 def test_settings_key_tracks_training_settings() -> None:
     quick = settings_for("quick")
     assert quick.key() == settings_for("quick", runs=99).key()  # timing settings do not retrain
