@@ -128,9 +128,9 @@ def imagenet_estimate(cache: Path, *, runs: int = 10, quick: bool = False) -> di
     folder = cache / "imagenet-resnet50"
     folder.mkdir(parents=True, exist_ok=True)
     done = folder / "estimate.json"
-    if done.exists():  # measured before (a resumed run): reuse the timings, citations as of today
+    if done.exists():  # measured before (a resumed run): reuse it (imagenet_markdown updates the citations)
         try:
-            return _current_citations(json.loads(done.read_text()))
+            return json.loads(done.read_text())
         except ValueError:
             pass
     variants, costs = [], {}
@@ -174,7 +174,8 @@ def imagenet_estimate(cache: Path, *, runs: int = 10, quick: bool = False) -> di
 
 
 def imagenet_markdown(est: dict[str, Any], out: Path) -> list[str]:
-    """The report section (and ``imagenet_estimate.png`` in ``out``), citations as of today."""
+    """The report section (and ``imagenet_estimate.png`` in ``out``); ``est``'s citations are brought up to
+    date in place, so the results document written after it carries them too."""
     est = _current_citations(est)
     from dsp_deploy.compare.plots import _pyplot, _save
 
