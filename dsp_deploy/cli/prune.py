@@ -70,10 +70,11 @@ def _rows(s: dict) -> list[tuple[str, str]]:
     rows.append(("FLOPs reduction (whole model)", f"{s['flops_reduction_pct']:.2f}%"))
     lat = s.get("latency")
     if lat:
-        fp = lat["target"]["fingerprint"]
+        fp, native = lat["target"]["fingerprint"], lat["target"]["channel_multiple"]
+        used = lat.get("channel_multiple", native)
         rows.append(("target", f"{lat['target']['backend']}, {lat['target']['threads']} thread(s), batch "
-                               f"{lat['target']['batch']}, {fp['cpu']} ({fp['isa']}), channel multiple "
-                               f"{lat['target']['channel_multiple']}"))
+                               f"{lat['target']['batch']}, {fp['cpu']} ({fp['isa']}), channel multiple {used}"
+                               + (f" (the target's {native} could not reach the goal)" if used != native else "")))
         rows.append(("latency (predicted)",
                      f"{lat['predicted_ms']:.3f} ms vs dense {lat['predicted_dense_ms']:.3f} ms "
                      f"({lat['predicted_speedup']:.2f}x; goal {lat['goal']})"))

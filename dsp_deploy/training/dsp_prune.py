@@ -177,10 +177,7 @@ def prune_dsp(ckpt: Checkpoint, options: DSPPruneOptions, *, source: str = "the 
         structure, beta, target_pct = result.structure, result.beta, result.target_pct
         multiple = options.channel_multiple
     else:
-        from dsp_deploy.targets import channel_multiple
-
-        metadata.update(channel_multiple=channel_multiple(options.latency.target()),
-                        latency_goal=options.latency.goal.describe())
+        metadata["latency_goal"] = options.latency.goal.describe()  # the structure's channel_multiple: the one used
         budgeted = dsp_to_budget(options.latency, topo, ckpt.state_dict, assignments, groups, metadata,
                                  progress=options.progress, criterion=options.criterion)
         latency, multiple, target_pct = budgeted.record, budgeted.multiple, None

@@ -339,3 +339,58 @@ def test_prune_records_measured_latency(tv_files, tmp_path, capsys):
     assert proc.returncode == 0, proc.stderr
     lat = json.loads(proc.stdout)["latency"]
     assert lat["measured_ms"] > 0 and lat["measured_dense_ms"] > 0 and lat["measured_speedup_min"] > 0
+
+
+def test_alignment_ladder_halves_the_target_multiple_unless_given():
+    from dsp_deploy.training.latency_prune import alignment_ladder
+
+    assert alignment_ladder(16, explicit=False) == [16, 8, 4]
+    assert alignment_ladder(8, explicit=False) == [8, 4]
+    assert alignment_ladder(4, explicit=False) == [4]
+    assert alignment_ladder(16, explicit=True) == [16]
+
+
+def test_alignment_is_relaxed_only_where_the_target_multiple_cannot_reach_the_goal(tmp_path):
+    """ResNet-20 G=4: a goal between the smallest structure at the target's alignment and at a finer
+    one is reached at the finer one (the record says why); an explicit multiple is never relaxed."""
+    from dsp_deploy.errors import TrainingError
+    from dsp_deploy.training.latency_prune import MIN_MULTIPLE, LatencyOptions, dsp_to_budget
+
+    target = make_target()  # this machine: the table must carry its fingerprint
+    native = channel_multiple(target)
+    if native <= MIN_MULTIPLE:
+        pytest.skip(f"this machine's alignment ({native}) has nothing finer to relax to")
+    table = synthetic_table("resnet20", 4, target)
+    table_file = tmp_path / "table.json"
+    table.save(table_file)
+    topo = topology("resnet20")
+    torch.manual_seed(0)
+    state = create("resnet20").state_dict()
+    gen = torch.Generator().manual_seed(0)
+    assignments = {s.name: torch.randperm(s.out_channels, generator=gen) % 4 for s in prunable_convs(topo)}
+
+    def floor(multiple):
+        pruner = GroupChannelPruner(topo, state, assignments, 4, channel_multiple=multiple,
+                                    finalize=fallback_to_one_group(table, topo))
+        return table.predict(pruner.structure(1.0), topo)
+
+    coarse, fine = floor(native), floor(MIN_MULTIPLE)
+    assert fine < coarse  # finer groups prune more of the narrow layers
+    goal = LatencyGoal(latency_ms=(coarse + fine) / 2)
+
+    def prune(multiple=None):
+        opts = LatencyOptions(goal, table=str(table_file), measure=False, channel_multiple=multiple)
+        return dsp_to_budget(opts, topo, state, assignments, 4, {"method": "dsp"})
+
+    found = prune()
+    assert found.multiple < native and found.record["channel_multiple"] == found.multiple
+    assert found.structure.metadata["channel_multiple"] == found.multiple
+    assert found.record["predicted_ms"] <= goal.latency_ms
+    tried = found.record["alignment_tried"]
+    assert tried[0]["channel_multiple"] == native and "out of reach" in tried[0]["outcome"]
+    with pytest.raises(TrainingError, match="out of reach"):
+        prune(multiple=native)
+    easy = LatencyGoal(latency_ms=coarse * 1.05)  # reachable at the target's alignment: not relaxed
+    opts = LatencyOptions(easy, table=str(table_file), measure=False)
+    kept = dsp_to_budget(opts, topo, state, assignments, 4, {"method": "dsp"})
+    assert kept.multiple == native and "alignment_tried" not in kept.record
