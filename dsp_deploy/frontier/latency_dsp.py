@@ -3,7 +3,8 @@
 It does not search a FLOPs ratio against measurements like the other methods: it prunes the DSP
 group-learning checkpoint to the latency budget as `prune --speedup X` does
 (``training.latency_prune.dsp_to_budget``): the target's latency table guides the search, and the
-result is exported and timed beside dense and re-searched while it misses the budget (at most twice).
+result is exported and timed beside dense and re-searched while it misses the budget (the run allows as
+many measured tries as a ratio-searched method's latency match: ``match_steps``).
 The run then measures the result like every other model, so its report shows the honest measured
 latency. Importing this module registers the pruner with
 ``compare.latency_match`` (the frontier runner imports it).
@@ -30,11 +31,12 @@ def dsp_latency_pruner(
     backend: str = "ort-cpu",
     threads: int = 1,
     measure: bool = True,
+    corrections: int = 2,
 ) -> Any:
     """The DSP checkpoint ``source`` (group-learned) pruned to ``target`` (speedup over dense or ms at
     ``target.batch``) by the latency table at ``table`` (measured there with ``runs`` when absent,
-    default: the per-target cache) and, with ``measure``, the measured corrections; returns the pruned Checkpoint (the
-    caller measures it again, like every other model)."""
+    default: the per-target cache) and, with ``measure``, up to ``corrections`` measured re-searches; returns the
+    pruned Checkpoint (the caller measures it again, like every other model)."""
     from dsp_deploy.checkpoint import load_checkpoint
     from dsp_deploy.hardware.budget import LatencyGoal
     from dsp_deploy.training.latency_prune import LatencyOptions
@@ -49,6 +51,7 @@ def dsp_latency_pruner(
         table=str(table) if table is not None else None,
         runs=runs,
         measure=measure,
+        corrections=corrections,
     )
     with tempfile.TemporaryDirectory(prefix="dsp-latency-prune-") as tmp:
         out = Path(tmp) / "pruned.pt"

@@ -170,7 +170,8 @@ class Runner:
             raise BenchError(reason)  # skip_reason() keeps unregistered methods from getting here
         table = self.latency_table(model, target.batch)
         table.parent.mkdir(parents=True, exist_ok=True)
-        return fn(source, target, seed=seed, table=table, runs=self.settings.runs)
+        return fn(source, target, seed=seed, table=table, runs=self.settings.runs,
+                  corrections=self.settings.match_steps - 1)  # as many measured tries as a latency match
 
     def final(self, method: str, pruned: Any, out: Path, seed: int) -> Path:
         """Stage 3 (fine-tuning, or PFS's training from scratch) of ``pruned``; skipped when done."""

@@ -210,14 +210,31 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
 
 def _next_budget(points: list[tuple[float, float]], goal_fraction: float) -> float:
     """The predicted-latency budget to search next from the tries' (predicted ms, measured fraction of
-    dense) points (fractions: machine drift between runs does not move them): the secant through the
-    last two when measured latency rises with predicted, else the last budget scaled by goal / measured."""
+    dense) points (fractions: machine drift between runs does not move them). Once one try ran faster
+    than the goal and one slower, the closest two of them bracket it: the next budget scales the one
+    nearer the goal by goal / measured, kept inside the bracket and off its ends (the export's dense
+    fallbacks make measured latency a staircase of predicted: interpolating across a step creeps, and
+    extrapolating overshoots it). Before that: the secant through the last two when measured rises with
+    predicted, else the last budget scaled by goal / measured."""
+    fast = [pt for pt in points if pt[1] < goal_fraction]
+    slow = [pt for pt in points if pt[1] > goal_fraction]
+    if fast and slow:
+        (p0, f0), (p1, f1) = max(fast, key=lambda pt: pt[1]), min(slow, key=lambda pt: pt[1])
+        near_p, near_f = (p0, f0) if goal_fraction - f0 <= f1 - goal_fraction else (p1, f1)
+        low, high = sorted((p0, p1))
+        margin = BRACKET_MARGIN * (high - low)
+        return min(max(near_p * goal_fraction / near_f, low + margin), high - margin)
     p1, f1 = points[-1]
     if len(points) >= 2:
         p0, f0 = points[-2]
         if (f1 - f0) * (p1 - p0) > 0:
             return max(p1 + (goal_fraction - f1) * (p1 - p0) / (f1 - f0), 1e-9)
     return p1 * goal_fraction / f1
+
+
+BRACKET_MARGIN = 0.2
+"""Inside a bracket the next budget keeps this share of its width from either end (a budget next to a
+measured end would return that end's structure again)."""
 
 
 MIN_MULTIPLE = 4

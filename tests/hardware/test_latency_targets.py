@@ -101,7 +101,7 @@ def test_budget_search_respects_the_budget():
         pruner.search_cost(lambda s: table.predict(s, topo), 0.01)
 
 
-def _closed_loop(table, topo, pruner, speedup, whole):
+def _closed_loop(table, topo, pruner, speedup, whole, corrections=3):
     """`to_budget` with a hand-made whole-model latency ``whole(predicted ms)`` standing for the export."""
     from dsp_deploy.training.latency_prune import LatencyOptions, to_budget
 
@@ -116,7 +116,7 @@ def _closed_loop(table, topo, pruner, speedup, whole):
         beta, _, structure = pruner.search_cost(lambda s: table.predict(s, topo), budget)
         return structure, {"beta": beta}
 
-    opts = LatencyOptions(LatencyGoal(speedup=speedup), corrections=3)
+    opts = LatencyOptions(LatencyGoal(speedup=speedup), corrections=corrections)
     return to_budget(opts, make_target(fingerprint=_fp("avx2")), table, topo, search,
                      lambda: (pruner.structure(1.0), {"beta": 1.0}), measure)
 
@@ -394,3 +394,28 @@ def test_alignment_is_relaxed_only_where_the_target_multiple_cannot_reach_the_go
     opts = LatencyOptions(easy, table=str(table_file), measure=False)
     kept = dsp_to_budget(opts, topo, state, assignments, 4, {"method": "dsp"})
     assert kept.multiple == native and "alignment_tried" not in kept.record
+
+
+def test_corrections_bracket_the_goal_on_a_staircase():
+    """The export's dense fallbacks make measured latency a staircase of predicted latency: here every
+    structure predicted above 85% of dense runs as dense, every one below at 90% of its prediction. The
+    first try (table right) runs too fast, the scaled second falls over the step; from then on every
+    budget lies between the closest too-fast and too-slow tries, and the goal is reached in few tries."""
+    from dsp_deploy.training.latency_prune import _next_budget
+
+    table = synthetic_table("resnet20", 2, make_target(fingerprint=_fp("avx2")))
+    topo, pruner = _pruner(table)
+    dense_ms = table.predict(dense_structure(topo), topo)
+    stair = lambda ms: dense_ms if ms > 0.85 * dense_ms else 0.9 * ms  # noqa: E731
+    _, record = _closed_loop(table, topo, pruner, 1.3, stair, corrections=5)
+    steps = record["corrections"]
+    assert abs(record["measured_speedup"] - 1.3) <= 0.05 * 1.3 and len(steps) <= 3
+    assert steps[0]["measured_ms"] < 0.95 * steps[0]["measured_goal_ms"] < steps[1]["measured_ms"]
+    for i in range(2, len(steps)):  # inside the bracket of the tries before it
+        fast = max(s["budget_ms"] for s in steps[:i] if s["measured_ms"] < s["measured_goal_ms"])
+        slow = min(s["budget_ms"] for s in steps[:i] if s["measured_ms"] > s["measured_goal_ms"])
+        assert fast < steps[i]["budget_ms"] < slow
+    assert _next_budget([(8.0, 1.0), (5.0, 0.5)], 0.8) == pytest.approx(8.0 * 0.8)  # scaled from the nearer
+    assert _next_budget([(8.0, 1.0), (5.0, 0.5)], 0.52) == pytest.approx(5.0 + 0.2 * 3.0)  # kept off the end
+    assert _next_budget([(8.0, 1.0), (5.0, 0.5), (6.0, 0.7)], 0.8) == pytest.approx(6.0 * 0.8 / 0.7)  # closest two
+    assert _next_budget([(8.0, 0.9)], 0.6) == pytest.approx(8.0 * 0.6 / 0.9)  # no bracket yet: scaled
