@@ -36,6 +36,10 @@ def add_parser(subparsers: Any) -> None:
                         help=f"report folder (default: {DEFAULT_OUT} for --budget full, {DEFAULT_OUT}/quick for quick)")
     parser.add_argument("--report-only", default=None, metavar="RESULTS_JSON",
                         help="only (re)write the report from a results.json")
+    parser.add_argument("--replace-rows", default=None, metavar="RESULTS_JSON",
+                        help="with --report-only: replace the rows of the methods this later run ran (e.g. "
+                        "--methods dsp-latency) by its rows; refused unless the machine, training settings and "
+                        "dense models match")
     parser.add_argument("--allow-mixed-machines", action="store_true",
                         help="report a results file whose rows come from different machines")
     parser.add_argument("--cached-only", action="store_true",
@@ -76,8 +80,16 @@ def run(args: argparse.Namespace) -> int:
         return Path(args.out or (DEFAULT_OUT if budget == "full" else f"{DEFAULT_OUT}/quick"))
 
     out = out_for(args.budget)
+    if args.replace_rows and not args.report_only:
+        from dsp_deploy.errors import UsageError
+
+        raise UsageError("--replace-rows needs --report-only RESULTS_JSON (the results whose rows it replaces)")
     if args.report_only:
         doc = read_results(args.report_only)
+        if args.replace_rows:
+            from dsp_deploy.frontier.merge import replace_rows
+
+            doc = replace_rows(doc, read_results(args.replace_rows), source=args.replace_rows)
         out = out_for(str(doc.get("budget", args.budget)))
         from dsp_deploy.frontier.report import check_machines
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from dsp_deploy.errors import BenchError
 from dsp_deploy.frontier import JSON_FORMAT
+from dsp_deploy.frontier.merge import replaced_lines
 from dsp_deploy.utils.atomic import write_text_atomic
 from dsp_deploy.utils.jsonfile import read_json_object
 
@@ -298,13 +299,14 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
         f"rows from the cache; the rows' own training + latency-matching time, summed over every run that "
         f"resumed into this one: {_row_seconds(doc) / 3600:.2f} h)",
         *[f"- {note}" for note in doc.get("notes", [])],
+        *[f"- {line}" for line in replaced_lines(doc)],
         f"- data: {doc.get('data_note') or doc['settings']['data']}",
         f"- same training budget for every method: {doc.get('training_budget')}",
         "- latency budgets: each method's structure is pruned to the ratio whose measured latency (median, "
         "interleaved with dense in one process) is within 5% of dense/budget at the match batch; DSP "
         "latency-targeted instead prunes to the budget as `prune --speedup` does (its latency table guides the "
-        "search, at most two measured corrections) and is measured the same way. FLOPs budgets prune to dense "
-        "FLOPs/budget. Accuracy: test split"
+        f"search, up to {doc['settings'].get('match_steps')} measured tries per channel alignment, as many as a "
+        "latency match) and is measured the same way. FLOPs budgets prune to dense FLOPs/budget. Accuracy: test split"
         + (f" (first {doc['settings']['test_limit']} images)" if doc["settings"].get("test_limit") else ""),
         _timing_line(doc["settings"]),
     ]

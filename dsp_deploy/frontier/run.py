@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from dsp_deploy.frontier import JSON_FORMAT, JSON_VERSION
+from dsp_deploy.frontier.dppnet_probe import METHOD as DPPNET
+from dsp_deploy.frontier.dppnet_probe import dppnet_rows, probe_row
 from dsp_deploy.frontier.runner import (
     Runner,
     cached_result,
@@ -234,6 +236,9 @@ def _run_rows(runner: Runner, rows: list[dict[str, Any]], cached_only: bool) -> 
             run = ModelSeedRun(runner, model, seed)
             rows.append(run.dense_row())
             for method in settings.methods:
+                if method == DPPNET and (not cached_only or (run.base / DPPNET / "probe.json").exists()):
+                    rows += dppnet_rows(probe_row(run), settings)  # measured: which budgets it can reach
+                    continue
                 reason = skip_reason(method)
                 if reason is not None:
                     rows += skipped_rows(model, seed, settings, method, reason)

@@ -1,0 +1,77 @@
+"""Replacing one method's rows of a committed accuracy-latency run with those of a later run.
+
+A fix to one method (e.g. how DSP latency-targeted aligns its groups) should not force hours of
+retraining every other method. A later run of only that method (``--methods dsp-latency``) retrains the
+same dense models and measures its rows beside them; its rows may replace the committed ones when both
+runs are comparable: the same machine, the same training settings (`RunSettings.key`) and, per model and
+seed, a dense model of the same test accuracy (the later run retrained the same model). Anything else is
+refused, naming what differs. The merged document lists each replacement with its command and wall time.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from dsp_deploy.errors import BenchError
+
+
+def _training_key(doc: dict[str, Any], what: str) -> str:
+    from dsp_deploy.frontier.settings import RunSettings
+
+    try:
+        settings = RunSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["settings"].items()})
+    except (KeyError, TypeError) as exc:
+        raise BenchError(f"{what}: its settings are not those of an accuracy-latency run ({exc})") from None
+    return settings.key()
+
+
+def _dense(doc: dict[str, Any]) -> dict[tuple[str, int], Any]:
+    return {(r["model"], r["seed"]): r.get("test_accuracy") for r in doc["rows"]
+            if r["method"] == "dense" and r.get("status") == "ok"}
+
+
+def replace_rows(base: dict[str, Any], update: dict[str, Any], source: str = "update") -> dict[str, Any]:
+    """``base`` with the rows of ``update``'s methods (dense excepted) for ``update``'s models and seeds
+    replaced by ``update``'s; BenchError naming the difference when the runs are not comparable."""
+    if base.get("machine") != update.get("machine"):
+        raise BenchError(f"{source} was measured on {update.get('machine')}, the results on {base.get('machine')}: "
+                         "latencies from two machines are not comparable")
+    if _training_key(base, "the results") != _training_key(update, source):
+        raise BenchError(f"{source} trained under other settings than the results (data, epochs, learning rates)")
+    if bool(base.get("quick")) != bool(update.get("quick")):
+        raise BenchError(f"{source} is a {update.get('budget')} run, the results a {base.get('budget')} one")
+    dense_base, dense_update = _dense(base), _dense(update)
+    for key, accuracy in sorted(dense_update.items()):
+        if key not in dense_base:
+            raise BenchError(f"{source} has {key[0]} seed {key[1]}, which the results do not")
+        if dense_base[key] != accuracy:
+            raise BenchError(f"{source}'s dense {key[0]} seed {key[1]} tests at {accuracy}%, the results' at "
+                             f"{dense_base[key]}%: its rows were trained from another dense model")
+    methods = [m for m in update["settings"]["methods"] if m != "dense"]
+    new = [r for r in update["rows"] if r["method"] in methods]
+    if not new:
+        raise BenchError(f"{source} has no rows of its methods ({', '.join(methods) or 'none'}) to replace")
+    by_key: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for row in new:
+        by_key.setdefault((row["model"], row["seed"], row["method"]), []).append(row)
+    merged = copy.deepcopy(base)
+    replaced, kept = set(by_key), []
+    for row in merged["rows"]:  # each replaced method's rows where its old ones were
+        key = (row["model"], row["seed"], row["method"])
+        if key not in replaced:
+            kept.append(row)
+        elif key in by_key:
+            kept += by_key.pop(key)
+    kept += [row for rows in by_key.values() for row in rows]  # methods the results did not have
+    merged["rows"] = kept
+    merged.setdefault("replaced", []).append({
+        "methods": methods, "rows": len(new), "command": update.get("command"), "created": update.get("created"),
+        "wall_seconds": update.get("wall_seconds"), "source": source})
+    return merged
+
+
+def replaced_lines(doc: dict[str, Any]) -> list[str]:
+    """The report's lines on replaced rows (empty when none)."""
+    return [f"rows of {', '.join(r['methods'])} ({r['rows']}) replaced by a later run on the same machine, "
+            f"training settings and dense models: `{r['command']}` ({r['wall_seconds']} s wall, {r['created']})"
+            for r in doc.get("replaced", [])]

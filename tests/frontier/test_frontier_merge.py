@@ -1,0 +1,85 @@
+"""Replacing one method's rows of a committed accuracy-latency run: comparable runs merge in place,
+anything else (machine, training settings, dense model) is refused with a message naming it."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+
+from dsp_deploy.cli.main import main
+from dsp_deploy.errors import BenchError
+from dsp_deploy.frontier import JSON_FORMAT
+from dsp_deploy.frontier.merge import replace_rows
+from dsp_deploy.frontier.settings import settings_for
+
+MACHINE = {"cpu": "AMD EPYC", "isa": "AVX-512"}
+
+
+def _row(method: str, seed: int, budget: float, acc: float | None, status: str = "ok") -> dict:
+    kind = "dense" if method == "dense" else "latency"
+    return {"model": "resnet20", "method": method, "label": method, "seed": seed, "budget_kind": kind,
+            "budget": budget, "status": status, "reason": "" if status == "ok" else "out of reach",
+            "flops": 1000, "params": 10, "latency_ms": {"1": 1.0, "32": 30.0 / budget},
+            "dense_ms": {"1": 1.0, "32": 30.0}, "speedup": {"1": 1.0, "32": budget}, "match_error_pct": 0.0,
+            "converged": True, "test_accuracy": acc, "train_seconds": 1.0, "machine": MACHINE}
+
+
+def _doc(methods: tuple[str, ...], rows: list[dict], **settings) -> dict:
+    s = settings_for("full", methods=methods)
+    s = type(s)(**{**asdict(s), **settings})
+    return {"format": JSON_FORMAT, "format_version": 1, "budget": "full", "quick": False, "machine": MACHINE,
+            "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(s).items()},
+            "rows": rows, "command": f"run {','.join(methods)}", "created": "2026-12-02T00:00:00Z",
+            "wall_seconds": 60.0, "training_budget": "n/a"}
+
+
+def _base() -> dict:
+    rows = []
+    for seed in (0, 1):
+        rows += [_row("dense", seed, 1.0, 80.0 + seed), _row("dsp-g2", seed, 1.5, 78.0),
+                 _row("dsp-latency", seed, 1.5, None, status="skipped"), _row("l1", seed, 1.5, 79.0)]
+    return _doc(("dsp-g2", "dsp-latency", "l1"), rows)
+
+
+def _update(dense_acc: float = 80.0, **settings) -> dict:
+    return _doc(("dsp-latency",), [_row("dense", 0, 1.0, dense_acc), _row("dsp-latency", 0, 1.5, 77.5)], **settings)
+
+
+def test_rows_of_the_update_methods_replace_the_old_ones_in_place() -> None:
+    base = _base()
+    merged = replace_rows(base, _update(), source="later.json")
+    assert [(r["seed"], r["method"], r["status"]) for r in merged["rows"]] == [
+        (0, "dense", "ok"), (0, "dsp-g2", "ok"), (0, "dsp-latency", "ok"), (0, "l1", "ok"),
+        (1, "dense", "ok"), (1, "dsp-g2", "ok"), (1, "dsp-latency", "skipped"), (1, "l1", "ok")]
+    assert merged["rows"][2]["test_accuracy"] == 77.5 and merged["rows"][0]["test_accuracy"] == 80.0
+    assert merged["replaced"] == [{"methods": ["dsp-latency"], "rows": 1, "command": "run dsp-latency",
+                                   "created": "2026-12-02T00:00:00Z", "wall_seconds": 60.0, "source": "later.json"}]
+    assert base["rows"][2]["status"] == "skipped"  # the input is not modified
+
+
+@pytest.mark.parametrize("update, message", [
+    (_update(dense_acc=80.5), "dense resnet20 seed 0 tests at 80.5%, the results' at 80.0%"),
+    (_update(dense_epochs=9), "trained under other settings"),
+    ({**_update(), "machine": {"cpu": "Intel Xeon", "isa": "AVX2"}}, "latencies from two machines"),
+    (_doc(("scp",), [_row("dense", 0, 1.0, 80.0)]), "no rows of its methods (scp)"),
+])
+def test_incomparable_runs_are_refused(update, message) -> None:
+    with pytest.raises(BenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        replace_rows(_base(), update)
+
+
+def test_cli_replace_rows_writes_the_merged_report(tmp_path, capsys) -> None:
+    base, update, out = tmp_path / "base.json", tmp_path / "update.json", tmp_path / "out"
+    base.write_text(json.dumps(_base()))
+    update.write_text(json.dumps(_update()))
+    assert main(["accuracy-latency", "--report-only", str(base), "--replace-rows", str(update), "--out", str(out),
+                 "--no-imagenet"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert [r["status"] for r in doc["rows"] if r["method"] == "dsp-latency"] == ["ok", "skipped"]
+    assert "rows of dsp-latency (1) replaced by a later run" in (out / "report.md").read_text()
+    update.write_text(json.dumps(_update(dense_acc=70.0)))
+    assert main(["accuracy-latency", "--report-only", str(base), "--replace-rows", str(update),
+                 "--out", str(tmp_path / "refused")]) != 0
+    assert "tests at 70.0%" in capsys.readouterr().err and not (tmp_path / "refused").exists()
+    assert main(["accuracy-latency", "--replace-rows", str(update)]) != 0
