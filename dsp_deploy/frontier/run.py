@@ -56,7 +56,7 @@ class ModelSeedRun:
             from dsp_deploy.checkpoint import load_checkpoint
 
             export_checkpoint(load_checkpoint(self.dense_ckpt), dense_onnx)
-        plan_cache = str(runner.cache / s.key() / "plan-cache.json")
+        plan_cache = str(runner.plan_cache())
 
         def exporter(candidate: Any, path: Path) -> None:
             export_checkpoint(

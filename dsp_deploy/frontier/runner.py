@@ -160,6 +160,10 @@ class Runner:
         """Where the run keeps ``model``'s latency table at ``batch`` (measured once, reused on resume)."""
         return self.cache / self.settings.key() / "latency-tables" / f"{model}-b{batch}.json"
 
+    def plan_cache(self) -> Path:
+        """The exporter's block timings, shared by every export of the run (same blocks: same lowering)."""
+        return self.cache / self.settings.key() / "plan-cache.json"
+
     def prune_to_latency(self, method: str, source: Path, model: str, target: Any, seed: int) -> Any:
         """A latency-targeted method's checkpoint pruned straight to ``target`` (a LatencyTarget), once."""
         from dsp_deploy.compare.latency_match import latency_targeted
@@ -170,8 +174,9 @@ class Runner:
             raise BenchError(reason)  # skip_reason() keeps unregistered methods from getting here
         table = self.latency_table(model, target.batch)
         table.parent.mkdir(parents=True, exist_ok=True)
-        return fn(source, target, seed=seed, table=table, runs=self.settings.runs,
-                  corrections=self.settings.match_steps - 1)  # as many measured tries as a latency match
+        s = self.settings  # as many measured tries as a latency match; planned as the run's exports are
+        return fn(source, target, seed=seed, table=table, runs=s.runs, corrections=s.match_steps - 1,
+                  plan_cache=self.plan_cache(), plan_runs=s.plan_runs)
 
     def final(self, method: str, pruned: Any, out: Path, seed: int) -> Path:
         """Stage 3 (fine-tuning, or PFS's training from scratch) of ``pruned``; skipped when done."""

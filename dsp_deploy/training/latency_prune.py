@@ -28,6 +28,8 @@ class LatencyOptions:
     table: str | None = None             # latency table file (default: the per-target cache)
     measure: bool = True                 # export and time the result beside dense
     runs: int = 15
+    plan_cache: str | None = None        # the exporter's block timings (share a later export's to get its lowering)
+    plan_runs: int = 15                  # the exporter's timed runs per block candidate
     corrections: int = 2                 # measured re-searches when the result misses the goal (with measure)
     tolerance: float = 0.05              # relative miss of the measured latency that triggers a correction
 
@@ -116,7 +118,8 @@ def _measurer(opts: LatencyOptions, target: Target, topo: Any, state_dict: Mappi
     if not opts.measure:
         return None
     return lambda structure: measure_structures({"dense": dense_structure(topo), "pruned": structure}, target,
-                                                state_dict=state_dict, runs=max(opts.runs, 20), stat="both")
+                                                state_dict=state_dict, runs=max(opts.runs, 20), stat="both",
+                                                cache_path=opts.plan_cache, plan_runs=opts.plan_runs)
 
 
 Found = tuple[ModelStructure, dict[str, Any]]
@@ -211,15 +214,15 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
 def _next_budget(points: list[tuple[float, float]], goal_fraction: float) -> float:
     """The predicted-latency budget to search next from the tries' (predicted ms, measured fraction of
     dense) points (fractions: machine drift between runs does not move them). Once one try ran faster
-    than the goal and one slower, the closest two of them bracket it: the next budget scales the one
+    than the goal and one slower, the two closest in predicted latency bracket it: the next budget scales the one
     nearer the goal by goal / measured, kept inside the bracket and off its ends (the export's dense
     fallbacks make measured latency a staircase of predicted: interpolating across a step creeps, and
     extrapolating overshoots it). Before that: the secant through the last two when measured rises with
     predicted, else the last budget scaled by goal / measured."""
     fast = [pt for pt in points if pt[1] < goal_fraction]
     slow = [pt for pt in points if pt[1] > goal_fraction]
-    if fast and slow:
-        (p0, f0), (p1, f1) = max(fast, key=lambda pt: pt[1]), min(slow, key=lambda pt: pt[1])
+    if fast and slow:  # the bracket's ends: closest in predicted latency (a repeat cannot widen it)
+        (p0, f0), (p1, f1) = max(fast), min(slow)
         near_p, near_f = (p0, f0) if goal_fraction - f0 <= f1 - goal_fraction else (p1, f1)
         low, high = sorted((p0, p1))
         margin = BRACKET_MARGIN * (high - low)

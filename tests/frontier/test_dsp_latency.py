@@ -78,3 +78,24 @@ def test_latency_table_exports_the_runs_input_shape(tmp_path: Path) -> None:
     path = export_structures({"dense": dense_structure(topo)}, tmp_path, lowering="dense")["dense"]
     dims = [d.dim_value for d in onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[1:]]
     assert dims == [1, 28, 28]
+
+
+def test_measured_prune_shares_the_runs_block_timings(tmp_path: Path) -> None:
+    """The pruner's measured tries plan their exports with the run's block timings: the run's own export
+    of the result then finds every block already timed and lowers it as the measured try did (the row's
+    latency is that of the structure the corrections accepted, not of a re-planned export)."""
+    import json
+
+    from dsp_deploy.compare.latency_match import export_checkpoint
+
+    prune, _ = latency_targeted("dsp-latency")
+    table = synthetic_table("resnet20", 2, make_target("ort-cpu", threads=1, batch=32))
+    table.save(tmp_path / "table.json")
+    cache = tmp_path / "plan-cache.json"
+    pruned = prune(_group_learned(tmp_path / "learned.pt"), LatencyTarget(speedup=1.3, batch=32), seed=0,
+                   table=tmp_path / "table.json", runs=1, corrections=0, plan_cache=cache, plan_runs=1)
+    assert "measured_ms" in pruned.metadata["latency"]
+    timed = set(json.loads(cache.read_text())["entries"])
+    assert timed  # the measured tries planned their exports with the run's cache
+    export_checkpoint(pruned, tmp_path / "row.onnx", cache_path=str(cache), plan_runs=1, plan_batches=(32,))
+    assert set(json.loads(cache.read_text())["entries"]) == timed  # every block found: nothing re-timed
