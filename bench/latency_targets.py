@@ -205,6 +205,12 @@ def l1_matched(target, table, runs: int, plan_runs: int):
     return rows
 
 
+def _multiple(latency: dict) -> str:
+    """The channel multiple a latency-targeted result used, and the target's when it was relaxed."""
+    used, native = latency.get("channel_multiple"), latency["target"]["channel_multiple"]
+    return f"{used} (target's {native} out of reach)" if used not in (None, native) else str(native)
+
+
 def md_table(rows: list[tuple], header: tuple[str, ...]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(out + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
@@ -281,7 +287,8 @@ def main() -> int:
         try:
             summary = prune_to(model, work, work / f"{model}-table.json", speedup=speedup, runs=args.runs)
         except DSPDeployError as exc:  # e.g. the table puts the goal out of reach: a finding, not a crash
-            speed_rows.append((model, f"G={GROUPS[model]}", f"--speedup {speedup}", "-", "-", "-", "-", "-", str(exc)))
+            speed_rows.append((model, f"G={GROUPS[model]}", f"--speedup {speedup}", "-", "-", "-", "-", "-", "-",
+                               str(exc)))
             verdicts.append((f"{model} --speedup {speedup}: measured {lo}-{hi}x", "not pruned", False))
             log(f"{model} speedup {speedup}: {exc}")
             continue
@@ -296,6 +303,7 @@ def main() -> int:
                 f"{lat['measured_speedup']:.2f}x",
                 f"{lat['measured_speedup_min']:.2f}x",
                 f"{summary['flops_reduction_pct']:.1f}%",
+                _multiple(lat),
                 " -> ".join(f"{st['measured_goal_ms'] * speedup / st['measured_ms']:.2f}x"
                             for st in lat.get("corrections", [])) or "none needed",
             )
@@ -340,8 +348,10 @@ def main() -> int:
         + "\n\n".join(sections)
         + "\n\n## Pruning to a speedup (dense checkpoint, one-shot groups)\n\n`prune --speedup X` searches the "
         "latency table's budget, exports and times the result beside dense, and re-searches (budget scaled by "
-        "goal / measured, then the secant through the last two tries) while the measurement misses the goal "
-        "by more than 5% (at most 2 times); the last column lists every measured try.\n\n"
+        "goal / measured or the secant through the last two tries, then inside the bracket of the closest too-fast "
+        "and too-slow tries) while the measurement misses the goal by more than 5% (at most 2 times); where the "
+        "target's channel multiple cannot reach the goal it is halved (down to 4). The last column lists every "
+        "measured try at the multiple used.\n\n"
         + md_table(
             speed_rows,
             (
@@ -353,6 +363,7 @@ def main() -> int:
                 "measured speedup (medians)",
                 "(mins)",
                 "FLOPs -",
+                "channel multiple",
                 "measured corrections (speedup per step)",
             ),
         )
