@@ -34,12 +34,14 @@ def dsp_latency_pruner(
     corrections: int = 2,
     plan_cache: str | Path | None = None,
     plan_runs: int = 15,
+    plan_batches: tuple[int, ...] | None = None,
 ) -> Any:
     """The DSP checkpoint ``source`` (group-learned) pruned to ``target`` (speedup over dense or ms at
     ``target.batch``) by the latency table at ``table`` (measured there with ``runs`` when absent,
     default: the per-target cache) and, with ``measure``, up to ``corrections`` measured re-searches, its exports
-    planned with ``plan_cache`` / ``plan_runs`` (the run's: its own export of the result then lowers each block as
-    the measured try did); returns the pruned Checkpoint (the caller measures it again, like every other model)."""
+    planned with ``plan_cache`` / ``plan_runs`` / ``plan_batches`` (the run's: its own export of the result then
+    lowers each block as the measured try did); returns the pruned Checkpoint (the caller measures it again, like
+    every other model)."""
     from dsp_deploy.checkpoint import load_checkpoint
     from dsp_deploy.hardware.budget import LatencyGoal
     from dsp_deploy.training.latency_prune import LatencyOptions
@@ -57,6 +59,7 @@ def dsp_latency_pruner(
         corrections=corrections,
         plan_cache=str(plan_cache) if plan_cache is not None else None,
         plan_runs=plan_runs,
+        plan_batches=plan_batches,
     )
     with tempfile.TemporaryDirectory(prefix="dsp-latency-prune-") as tmp:
         out = Path(tmp) / "pruned.pt"

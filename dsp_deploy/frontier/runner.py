@@ -176,7 +176,8 @@ class Runner:
         table.parent.mkdir(parents=True, exist_ok=True)
         s = self.settings  # as many measured tries as a latency match; planned as the run's exports are
         return fn(source, target, seed=seed, table=table, runs=s.runs, corrections=s.match_steps - 1,
-                  plan_cache=self.plan_cache(), plan_runs=s.plan_runs)
+                  plan_cache=self.plan_cache(), plan_runs=s.plan_runs,
+                  plan_batches=tuple(s.plan_batches or s.batches))
 
     def final(self, method: str, pruned: Any, out: Path, seed: int) -> Path:
         """Stage 3 (fine-tuning, or PFS's training from scratch) of ``pruned``; skipped when done."""

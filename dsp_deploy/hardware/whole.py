@@ -93,9 +93,11 @@ def measure_structures(
     cache_path: str | None = None,
     plan_runs: int = 15,
     stat: str = "median",
+    plan_batches: Sequence[int] | None = None,
 ) -> Any:
     """Export and time ``structures`` side by side: name -> ``stat`` ms ("median" or "min"), or
-    name -> {"median", "min"} with ``stat="both"``."""
+    name -> {"median", "min"} with ``stat="both"``. Exports are planned at ``plan_batches`` (default:
+    the target's batch)."""
     with tempfile.TemporaryDirectory(prefix="dsp-latency-") as tmp:
         paths = export_structures(
             structures,
@@ -103,7 +105,7 @@ def measure_structures(
             lowering=lowering,
             state_dict=state_dict,
             cache_path=cache_path,
-            plan_batches=(target.batch,),
+            plan_batches=tuple(plan_batches or (target.batch,)),
             plan_runs=plan_runs,
         )
         stats = time_files_stats(paths, target, runs=runs)

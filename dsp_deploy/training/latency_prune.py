@@ -30,6 +30,7 @@ class LatencyOptions:
     runs: int = 15
     plan_cache: str | None = None        # the exporter's block timings (share a later export's to get its lowering)
     plan_runs: int = 15                  # the exporter's timed runs per block candidate
+    plan_batches: tuple[int, ...] | None = None  # batches the exports are planned at (None: the target's)
     corrections: int = 2                 # measured re-searches when the result misses the goal (with measure)
     tolerance: float = 0.05              # relative miss of the measured latency that triggers a correction
 
@@ -119,7 +120,8 @@ def _measurer(opts: LatencyOptions, target: Target, topo: Any, state_dict: Mappi
         return None
     return lambda structure: measure_structures({"dense": dense_structure(topo), "pruned": structure}, target,
                                                 state_dict=state_dict, runs=max(opts.runs, 20), stat="both",
-                                                cache_path=opts.plan_cache, plan_runs=opts.plan_runs)
+                                                cache_path=opts.plan_cache, plan_runs=opts.plan_runs,
+                                                plan_batches=opts.plan_batches)
 
 
 Found = tuple[ModelStructure, dict[str, Any]]

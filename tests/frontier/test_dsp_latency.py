@@ -93,9 +93,10 @@ def test_measured_prune_shares_the_runs_block_timings(tmp_path: Path) -> None:
     table.save(tmp_path / "table.json")
     cache = tmp_path / "plan-cache.json"
     pruned = prune(_group_learned(tmp_path / "learned.pt"), LatencyTarget(speedup=1.3, batch=32), seed=0,
-                   table=tmp_path / "table.json", runs=1, corrections=0, plan_cache=cache, plan_runs=1)
+                   table=tmp_path / "table.json", runs=1, corrections=0, plan_cache=cache, plan_runs=1,
+                   plan_batches=(1,))  # as the quick run: matched at batch 32, exports planned at batch 1
     assert "measured_ms" in pruned.metadata["latency"]
     timed = set(json.loads(cache.read_text())["entries"])
     assert timed  # the measured tries planned their exports with the run's cache
-    export_checkpoint(pruned, tmp_path / "row.onnx", cache_path=str(cache), plan_runs=1, plan_batches=(32,))
+    export_checkpoint(pruned, tmp_path / "row.onnx", cache_path=str(cache), plan_runs=1, plan_batches=(1,))
     assert set(json.loads(cache.read_text())["entries"]) == timed  # every block found: nothing re-timed
