@@ -36,18 +36,21 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def table_for(model: str, target, work: Path, runs: int):
+def table_for(model: str, target, work: Path, runs: int, groups: int | None = None):
+    """The latency table DSP (G of the model) or, with ``groups=1``, channel pruning uses (calibrated on
+    structures of its family), and its build time."""
     from dsp_deploy.hardware.latency import load_or_build
     from dsp_deploy.training.latency_prune import calibrate_whole_model
 
+    groups = GROUPS[model] if groups is None else groups
     start = time.perf_counter()
     table = load_or_build(
         model,
         target,
-        [GROUPS[model]],
-        path=work / f"{model}-table.json",
+        [groups],
+        path=work / (f"{model}-table.json" if groups > 1 else f"{model}-g1-table.json"),
         runs=runs,
-        calibrate=calibrate_whole_model(GROUPS[model]),
+        calibrate=calibrate_whole_model(groups),
     )
     return table, time.perf_counter() - start
 
@@ -84,10 +87,11 @@ def random_structures(model: str, target, n: int, seed: int):
     return out
 
 
-def predictor_error(model: str, target, table, n: int, runs: int, plan_runs: int):
-    """Each structure predicted vs measured: absolute (ms; moves with the machine's speed between the
-    table's build and this timing) and relative to dense timed interleaved in the same run (the
-    predicted vs measured fraction of dense's latency: what a --speedup goal relies on)."""
+def predictor_error(model: str, target, tables: dict, n: int, runs: int, plan_runs: int):
+    """Each structure predicted (DSP structures by the G table, L1 ones by the G=1 table, as the pruners
+    use them) vs measured: absolute (ms; moves with the machine's speed between the table's build and
+    this timing) and relative to dense timed interleaved in the same run (the predicted vs measured
+    fraction of dense's latency: what a --speedup goal relies on)."""
     from dsp_deploy.hardware.whole import measure_structures
     from dsp_deploy.models import topology
     from dsp_deploy.structure import count_costs, dense_structure
@@ -95,10 +99,10 @@ def predictor_error(model: str, target, table, n: int, runs: int, plan_runs: int
     structures = random_structures(model, target, n, seed=1)
     dense = dense_structure(topology(model))
     measured = measure_structures(dict(structures, dense=dense), target, runs=runs, plan_runs=plan_runs, stat="both")
-    predicted_dense = table.predict(dense)
     rows, errors = [], {"min": [], "median": [], "relative": []}
     for name, structure in structures.items():
-        predicted = table.predict(structure)
+        table = tables["channels" if name.startswith("l1") else "dsp"]
+        predicted, predicted_dense = table.predict(structure), table.predict(dense)
         err = {k: (predicted - measured[name][k]) / measured[name][k] for k in ("min", "median")}
         err["relative"] = (predicted / predicted_dense) / (measured[name]["median"] / measured["dense"]["median"]) - 1
         for k in errors:
@@ -116,7 +120,7 @@ def predictor_error(model: str, target, table, n: int, runs: int, plan_runs: int
                 f"{100 * err['relative']:+.1f}%",
             )
         )
-    rows.append(("dense", "0.0%", f"{predicted_dense:.3f}", f"{measured['dense']['min']:.3f}", "",
+    rows.append(("dense", "0.0%", f"{tables['dsp'].predict(dense):.3f}", f"{measured['dense']['min']:.3f}", "",
                  f"{measured['dense']['median']:.3f}", "", "1 / 1", ""))
     return rows, {k: statistics.median(v) for k, v in errors.items()}
 
@@ -251,13 +255,15 @@ def main() -> int:
         tables[model] = table
         if args.structures < 1:
             continue
-        rows, median = predictor_error(model, target, table, args.structures, args.runs, args.plan_runs)
+        channels, channel_seconds = table_for(model, target, work, args.table_runs, groups=1)
+        rows, median = predictor_error(model, target, {"dsp": table, "channels": channels}, args.structures,
+                                       args.runs, args.plan_runs)
         errors.append(
             (
                 model,
                 f"G={GROUPS[model]}",
-                f"{seconds:.0f} s",
-                f"{table.scale:.3f} / {table.offset:.3f} ms",
+                f"{seconds:.0f} s + {channel_seconds:.0f} s",
+                f"{table.scale:.3f} / {table.offset:.3f} ms; {channels.scale:.3f} / {channels.offset:.3f} ms",
                 f"{100 * median['min']:.1f}%",
                 f"{100 * median['median']:.1f}%",
                 f"{100 * median['relative']:.1f}%",
@@ -331,14 +337,17 @@ def main() -> int:
         "ratios comparable). Exports with `--lowering auto` (planner runs per candidate: "
         f"{args.plan_runs}); medians of {args.runs} interleaved runs; random-init weights.\n\n## Targets\n\n"
         + md_table([(t, v, "met" if ok else "NOT met") for t, v, ok in verdicts], ("target", "measured", "status"))
-        + "\n\n## Latency model: build time and predictor error\n\n"
+        + "\n\n## Latency model: build time and predictor error\n\nTwo tables per model, each calibrated on "
+        "structures of the family it predicts: the DSP table (G of the model; dense + three DSP samples) and the "
+        "channel table (G=1; dense + L1 samples at -30/-50/-70% FLOPs) that channel pruning uses; DSP structures "
+        "below are predicted by the first, L1 ones by the second.\n\n"
         + md_table(
             errors,
             (
                 "model",
                 "groups",
-                "table build (incl. calibration)",
-                "scale / offset",
+                "table build (incl. calibration): DSP + channel",
+                "scale / offset: DSP; channel",
                 f"median abs error vs min ({args.structures} structures)",
                 "vs median",
                 "relative to dense (same run)",

@@ -36,7 +36,8 @@ from dsp_deploy.targets import Target, channel_multiple, library_versions
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "dsp-deploy/latency-table"
-FORMAT_VERSION = 2  # 2: calibrated on several pruned samples (tables of 1 are re-measured, not refused)
+FORMAT_VERSION = 3  # 2: several pruned calibration samples; 3: G=1 tables calibrated on channel-pruned ones
+# (older tables are re-measured, not refused)
 GRID_POINTS = 3
 # Table samples and calibration keep the minimum of the interleaved runs, like the export planner:
 # on a shared machine it is the least disturbed estimate (medians there move 2-3x between runs).
@@ -227,11 +228,13 @@ class LatencyTable:
         return table
 
 
-def default_table_path(model: str, target: Target, topo: Topology | None = None) -> Path:
-    """~/.cache/dsp-deploy/latency/<model>[-<H>x<W>-<classes>]-<target key>.json (XDG_CACHE_HOME respected)."""
+def default_table_path(model: str, target: Target, topo: Topology | None = None, family: str | None = None) -> Path:
+    """~/.cache/dsp-deploy/latency/<model>[-<H>x<W>-<classes>][-<family>]-<target key>.json (XDG_CACHE_HOME
+    respected); ``family``: the structures the table is calibrated on, when not DSP's (e.g. "channels")."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     shape = f"-{topo.input_size[0]}x{topo.input_size[1]}-{topo.num_classes}" if topo is not None else ""
-    return Path(base) / "dsp-deploy" / "latency" / f"{model}{shape}-{target.cache_key()}.json"
+    kind = f"-{family}" if family else ""
+    return Path(base) / "dsp-deploy" / "latency" / f"{model}{shape}{kind}-{target.cache_key()}.json"
 
 
 # -- measuring --------------------------------------------------------------------------------
@@ -340,10 +343,11 @@ def load_or_build(
     runs: int = 15,
     calibrate: Callable[[LatencyTable, Target], None] | None = None,
     topo: Topology | None = None,
+    family: str | None = None,
 ) -> LatencyTable:
     """The cached table for ``model`` on ``target`` (refused if from another target or corrupt),
-    measured and saved when absent or when it lacks one of ``groups``."""
-    file = Path(path) if path else default_table_path(model, target, topo)
+    measured and saved when absent or when it lacks one of ``groups``; ``family``: see `default_table_path`."""
+    file = Path(path) if path else default_table_path(model, target, topo, family)
     if file.exists() and _older_format(file):
         log.info("%s is a latency table of an older format (calibration changed): re-measuring", file)
     elif file.exists():

@@ -75,29 +75,64 @@ CALIBRATION_BETAS = (0.1, 0.3, 0.5)
 random-weight samples make the exporter fall back to dense in places and no longer follow the parts)."""
 
 
+CALIBRATION_CHANNEL_REDUCTIONS = (0.3, 0.5, 0.7)
+"""FLOPs reductions of the channel-pruned calibration samples of a G=1 table (light to deep, as the betas)."""
+
+
+def calibration_family(groups: int) -> str | None:
+    """The family of structures a table for ``groups`` predicts, when not DSP's: "channels" for G=1 (the
+    channel pruners' tables), whose exports realise more of their parts' saving than DSP's (no Gathers,
+    narrowed streams), so one calibration cannot serve both."""
+    return "channels" if groups == 1 else None
+
+
+def calibration_structures(model: str, groups: int, multiple: int, topo: Any,
+                           finalize: Callable[[ModelStructure], ModelStructure],
+                           betas: tuple[float, ...] = CALIBRATION_BETAS) -> dict[str, ModelStructure]:
+    """Dense and pruned structures of random weights, shaped like a latency-targeted result of the table's
+    family (target alignment): DSP structures, one per threshold in ``betas``, with the one-group fallback
+    (``finalize``) for a G>1 table; L1 channel-pruned ones at `CALIBRATION_CHANNEL_REDUCTIONS` for a G=1
+    table (a reduction the alignment cannot reach is left out)."""
+    from dsp_deploy.structure import dense_structure
+
+    structures = {"dense": dense_structure(topo)}
+    if calibration_family(groups) is None:
+        for beta in betas:
+            structures[f"pruned-b{beta:g}"] = finalize(sample_structure(model, groups, beta, multiple=multiple,
+                                                                        topo=topo))
+        return structures
+    from dsp_deploy.baselines import L1ChannelPruner
+    from dsp_deploy.errors import TrainingError
+    from dsp_deploy.hardware.whole import random_weights
+
+    pruner = L1ChannelPruner(topo, random_weights(model, 0, topo.num_classes, topo.in_channels))
+    pruner.align(multiple)
+    for reduction in CALIBRATION_CHANNEL_REDUCTIONS:
+        try:
+            structures[f"channels-r{reduction:g}"] = pruner.match_reduction(reduction).structure
+        except TrainingError:
+            continue
+    return structures
+
+
 def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20,
                           betas: tuple[float, ...] = CALIBRATION_BETAS, topo: Any = None):
-    """A calibrator for `build_table`: times the dense model and pruned structures (one per threshold
-    in ``betas``) whole and fits the table's scale and offset to them. The pruned ones are shaped like
-    a latency-targeted result (target alignment, the one-group fallback by the not yet calibrated
-    table: only relative costs matter there), so the fit captures how much of the parts' saving the
-    export delivers."""
+    """A calibrator for `build_table`: times the dense model and the pruned `calibration_structures` of
+    the table's family whole and fits the table's scale and offset to them, so the fit captures how much
+    of the parts' saving the export delivers for such structures (the one-group fallback of the DSP
+    samples uses the not yet calibrated table: only relative costs matter there)."""
     from dsp_deploy.hardware.latency import STAT, LatencyTable, fit_calibration
     from dsp_deploy.hardware.whole import measure_structures
     from dsp_deploy.models import topology
-    from dsp_deploy.structure import dense_structure
 
     def calibrate(table: LatencyTable, target: Target) -> None:
         shape = topo or topology(table.model)
-        finalize = fallback_to_one_group(table, shape)
-        structures = {"dense": dense_structure(shape)}
-        for beta in betas:
-            structures[f"pruned-b{beta:g}"] = finalize(
-                sample_structure(table.model, groups, beta, multiple=channel_multiple(target), topo=shape))
+        structures = calibration_structures(table.model, groups, channel_multiple(target), shape,
+                                            fallback_to_one_group(table, shape), betas)
         measured = measure_structures(structures, target, lowering=lowering, runs=runs, stat=STAT)
         fit_calibration(table, [(structures[k], measured[k]) for k in structures])
         table.notes = dict(table.notes or {}, calibration={k: round(v, 4) for k, v in measured.items()},
-                           calibration_lowering=lowering)
+                           calibration_lowering=lowering, calibration_family=calibration_family(groups) or "dsp")
         log.info("latency table %s calibrated: scale %.3f offset %.3f ms (%s)", table.model, table.scale,
                  table.offset, measured)
     return calibrate
@@ -107,7 +142,8 @@ def _table(opts: LatencyOptions, target: Target, topo: Any, groups: int) -> Any:
     from dsp_deploy.hardware.latency import load_or_build
 
     return load_or_build(topo.model, target, [groups], path=opts.table, runs=opts.runs,
-                         calibrate=calibrate_whole_model(groups, topo=topo), topo=topo)
+                         calibrate=calibrate_whole_model(groups, topo=topo), topo=topo,
+                         family=calibration_family(groups))
 
 
 def _measurer(opts: LatencyOptions, target: Target, topo: Any, state_dict: Mapping[str, Any]) -> Measure | None:

@@ -289,7 +289,9 @@ def test_prune_bad_inputs_are_one_line(tv_files, capsys):
         _main(capsys, *base, "--speedup", "2", "--flops-reduction", "0.5", "--out", out), "one pruning target"
     )
     bad = tv_files / "corrupt.json"
-    bad.write_text('{"format": "dsp-deploy/latency-table", "format_version": 2}')
+    from dsp_deploy.hardware.latency import FORMAT_VERSION
+
+    bad.write_text(f'{{"format": "dsp-deploy/latency-table", "format_version": {FORMAT_VERSION}}}')
     _one_line_error(_main(capsys, *base[:-1], bad, "--speedup", "2", "--out", out), "corrupt latency table")
     wrong_model = [a if a != "resnet20" else "resnet32" for a in _prune(tv_files)]
     _one_line_error(_main(capsys, *wrong_model, "--flops-reduction", "0.5", "--out", out), "not a resnet32 state_dict")
@@ -421,3 +423,29 @@ def test_corrections_bracket_the_goal_on_a_staircase():
     assert _next_budget([(8.0, 0.9)], 0.6) == pytest.approx(8.0 * 0.6 / 0.9)  # no bracket yet: scaled
     seen = [(6.88, 0.553), (8.26, 0.88), (7.98, 0.80), (7.75, 0.834), (7.75, 0.81)]  # a run's tries, 7.75 twice
     assert _next_budget(seen, 0.667) == pytest.approx(7.75 - 0.2 * (7.75 - 6.88))  # the bracket still shrinks
+
+
+def test_tables_are_calibrated_on_structures_of_their_family():
+    """A G>1 table (DSP) is calibrated on DSP samples, a G=1 table (channel pruning) on L1 channel-pruned
+    ones, and the two are cached apart: one scale and offset cannot fit both (DSP's exports realise less
+    of their parts' saving)."""
+    from dsp_deploy.hardware.latency import default_table_path
+    from dsp_deploy.training.latency_prune import calibration_family, calibration_structures
+
+    topo = topology("resnet20")
+    keep = lambda s: s  # noqa: E731 - no one-group fallback needed to tell the families apart
+    dsp = calibration_structures("resnet20", 2, 8, topo, keep)
+    channels = calibration_structures("resnet20", 1, 8, topo, keep)
+    assert set(dsp) == {"dense", "pruned-b0.1", "pruned-b0.3", "pruned-b0.5"}
+    assert "dense" in channels and len(channels) >= 3
+    assert all(k == "dense" or k.startswith("channels-r") for k in channels)
+    assert max(layer.groups for layer in dsp["pruned-b0.3"].layers) == 2
+    dense_flops = count_costs(dense_structure(topo)).flops
+    for name, structure in channels.items():
+        assert max(layer.groups for layer in structure.layers) == 1
+        if name != "dense":
+            assert count_costs(structure).flops < 0.8 * dense_flops
+            assert all(len(layer.kept_filters) % 8 == 0 for layer in structure.layers if not layer.is_dense)
+    target = make_target(fingerprint=_fp("avx2"))
+    assert calibration_family(1) == "channels" and calibration_family(4) is None
+    assert default_table_path("resnet20", target, family="channels") != default_table_path("resnet20", target)
