@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dsp_deploy.compare.latency_match import DEFAULT_TOLERANCE
 from dsp_deploy.frontier.runner import cached_result, fingerprint, fmt_ms, row_base
 from dsp_deploy.frontier.settings import SKIPPED, RunSettings
 
@@ -63,7 +64,7 @@ def dppnet_rows(probe: dict[str, Any], settings: RunSettings) -> list[dict[str, 
     for kind in ("latency", "flops"):
         for speedup in settings.speedups:
             row = row_base(probe["model"], METHOD, probe["seed"], kind, speedup)
-            if kind == "latency" and reached < speedup * 0.95:
+            if kind == "latency" and speedup / reached - 1 > DEFAULT_TOLERANCE:  # as a latency match judges it
                 reason = f"out of reach on this target: {bound}"
             elif kind == "latency":
                 reason = f"{SKIPPED[METHOD]} ({bound}: this budget is reachable)"

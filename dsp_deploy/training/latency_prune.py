@@ -186,7 +186,7 @@ class _Try:
 
     def miss(self, goal: LatencyGoal) -> float:
         """Relative distance of the measured latency from the goal (measured against dense)."""
-        return abs(self.ms() - self.goal_ms(goal)) / self.goal_ms(goal)
+        return _relative_miss(self.ms(), self.goal_ms(goal))
 
     def step(self, goal: LatencyGoal) -> dict[str, float]:
         return {"budget_ms": round(self.budget, 4), "measured_ms": round(self.ms(), 4),
@@ -293,12 +293,15 @@ def alignment_ladder(native: int, explicit: bool) -> list[int]:
     return ladder
 
 
+def _relative_miss(ms: float, goal_ms: float) -> float:
+    return abs(ms - goal_ms) / goal_ms
+
+
 def _measured_miss(goal: LatencyGoal, record: Mapping[str, Any]) -> float | None:
     """Relative distance of a record's measured latency from the goal (None when not measured)."""
     if "measured_ms" not in record:
         return None
-    goal_ms = goal.budget_ms(record["measured_dense_ms"])
-    return abs(record["measured_ms"] - goal_ms) / goal_ms
+    return _relative_miss(record["measured_ms"], goal.budget_ms(record["measured_dense_ms"]))
 
 
 def relaxing_alignment(opts: LatencyOptions, target: Target,
