@@ -116,25 +116,31 @@ def match_ratio(
     start: float | None = None,
     bounds: tuple[float, float] = RATIO_BOUNDS,
     max_steps: int = DEFAULT_MAX_STEPS,
+    prior: Sequence[tuple[float, float]] = (),
 ) -> MatchResult:
     """Search the pruning ratio whose measured latency is within ``target.tolerance`` of the target.
 
     Latency is taken to fall as the ratio grows (more pruned, faster). Each step interpolates
-    log-latency linearly between the bracketing points (regula falsi, falling back to the midpoint
-    when that lands near a bracket end), so a smooth latency curve converges in a few steps; noisy
-    measurements only shrink the bracket. Stops at the first point within tolerance or after
-    ``max_steps`` measurements; the best point is returned either way (``converged`` says which).
+    log-latency linearly in the log of the kept fraction between the bracketing points (latency
+    roughly a power of the kept FLOPs), halving the weight of an end that stays put twice
+    (Illinois), and falls back to the midpoint when that lands near a bracket end; noisy
+    measurements only shrink the bracket. ``prior``: (ratio, speedup at the target's batch) pairs
+    measured earlier on the same latency curve (the same source model matched to another budget):
+    they bracket the first guess (a prior within tolerance is re-measured first) and are not
+    results themselves. Stops at the first point within tolerance or after ``max_steps``
+    measurements; the best point is returned either way (``converged`` says which).
     """
     lo, hi = bounds
     if not 0.0 <= lo < hi < 1.0:
         raise UsageError(f"ratio bounds must satisfy 0 <= lo < hi < 1, got {bounds}")
     if max_steps < 1:
         raise UsageError(f"max_steps must be >= 1, got {max_steps}")
-    guess = start if start is not None else (1.0 - 1.0 / target.speedup if target.speedup else (lo + hi) / 2)
+    bracket = _Bracket()
+    guess = _prior_guess(prior, target, bracket, lo, hi)
+    if guess is None:
+        guess = start if start is not None else (1.0 - 1.0 / target.speedup if target.speedup else (lo + hi) / 2)
     ratio = min(max(guess, lo), hi)
     steps: list[dict[str, float]] = []
-    below: tuple[float, float] | None = None  # (ratio, log error) of the best point still too slow
-    above: tuple[float, float] | None = None  # ... of the best point already faster than the target
     best: Measurement | None = None
     for _ in range(max_steps):
         try:
@@ -143,6 +149,7 @@ def match_ratio(
             log.info("latency match: ratio %.4f out of reach (%s)", ratio, exc)
             steps.append({"ratio": round(ratio, 6), "error_pct": float("nan"), "latency_ms": float("nan")})
             hi = ratio - 0.01
+            below, above = bracket.below, bracket.above
             floor = below[0] if below is not None else lo
             if hi <= floor:
                 break
@@ -161,17 +168,16 @@ def match_ratio(
             best = point
         if abs(err) <= target.tolerance:
             return MatchResult(target, point, True, steps)
-        logerr = math.log1p(err)
-        if err > 0:
-            below = (ratio, logerr)
-        else:
-            above = (ratio, logerr)
-        ratio = _next_ratio(below, above, lo, hi)
-        if ratio is None:
+        bracket.add(ratio, math.log1p(err))
+        next_ratio = bracket.next_ratio(lo, hi)
+        if next_ratio is None:
             break
+        ratio = next_ratio
     if best is None:
         raise RatioOutOfReach(f"no ratio in [{lo}, {ratio:.3f}] could be pruned to")
-    edge = (below is not None and below[0] >= hi - 1e-9) or (above is not None and above[0] <= lo + 1e-9)
+    edge = (bracket.below is not None and bracket.below[0] >= hi - 1e-9) or (
+        bracket.above is not None and bracket.above[0] <= lo + 1e-9
+    )
     reason = (
         "out of reach within the ratio bounds"
         if edge
@@ -180,23 +186,92 @@ def match_ratio(
     return MatchResult(target, best, False, steps, reason)
 
 
-def _next_ratio(
-    below: tuple[float, float] | None, above: tuple[float, float] | None, lo: float, hi: float
-) -> float | None:
-    """Next ratio to try; None when the bracket is exhausted (e.g. the target lies past a bound)."""
-    if below is not None and above is not None:
-        (r0, e0), (r1, e1) = below, above
-        if abs(r1 - r0) < 1e-4:
+@dataclass
+class _Bracket:
+    """What the search knows: every measured (ratio, log(latency / target)), the latest point on
+    either side of the target (``below`` still too slow, ``above`` already too fast) and how often
+    each of those ends stayed put (``kept``)."""
+
+    points: list[tuple[float, float]] = field(default_factory=list)
+    below: tuple[float, float] | None = None
+    above: tuple[float, float] | None = None
+    kept: dict[str, int] = field(default_factory=lambda: {"below": 0, "above": 0})
+
+    def add(self, ratio: float, logerr: float) -> None:
+        self.points.append((ratio, logerr))
+        side, other = ("below", "above") if logerr > 0 else ("above", "below")
+        setattr(self, side, (ratio, logerr))
+        self.kept[side] = 0
+        if getattr(self, other) is not None:
+            self.kept[other] += 1
+
+    def next_ratio(self, lo: float, hi: float) -> float | None:
+        """Next ratio to try; None when the bracket is exhausted (e.g. the target lies past a bound)."""
+        below, above = self.below, self.above
+        if below is not None and above is not None:
+            (r0, e0), (r1, e1) = below, above
+            if abs(r1 - r0) < 1e-4:
+                return None
+            e0 /= 2 ** max(0, self.kept["below"] - 1)  # Illinois: an end that stays put weighs less
+            e1 /= 2 ** max(0, self.kept["above"] - 1)
+            x0, x1 = _log_kept(r0), _log_kept(r1)
+            x = x0 + (x1 - x0) * e0 / (e0 - e1) if e0 != e1 else (x0 + x1) / 2
+            guess = 1.0 - math.exp(x)
+            span = abs(r1 - r0)
+            if not min(r0, r1) + 0.1 * span <= guess <= max(r0, r1) - 0.1 * span:
+                guess = (r0 + r1) / 2
+            return guess
+        if below is not None:  # everything so far too slow: prune more (at most the bisection step)
+            if below[0] >= hi - 1e-9:
+                return None
+            step = below[0] + max(0.1, (hi - below[0]) / 2)
+            return min(hi, step, self._extrapolate(below, slow=True) or step)
+        assert above is not None  # everything so far too fast: prune less
+        if above[0] <= lo + 1e-9:
             return None
-        guess = r0 + (r1 - r0) * e0 / (e0 - e1) if e0 != e1 else (r0 + r1) / 2
-        span = abs(r1 - r0)
-        if not min(r0, r1) + 0.1 * span <= guess <= max(r0, r1) - 0.1 * span:
-            guess = (r0 + r1) / 2
-        return guess
-    if below is not None:  # everything so far too slow: prune more
-        return None if below[0] >= hi - 1e-9 else min(hi, below[0] + max(0.1, (hi - below[0]) / 2))
-    assert above is not None  # everything so far too fast: prune less
-    return None if above[0] <= lo + 1e-9 else max(lo, above[0] - max(0.1, (above[0] - lo) / 2))
+        step = above[0] - max(0.1, (above[0] - lo) / 2)
+        return max(lo, step, self._extrapolate(above, slow=False) or step)
+
+    def _extrapolate(self, end: tuple[float, float], *, slow: bool) -> float | None:
+        """Where the power law through ``end`` and the nearest other point on its side crosses the
+        target (exponent clamped to [0.3, 3]); None with no other point on that side."""
+        side = [p for p in self.points if (p[1] > 0) == slow and p[0] != end[0]]
+        if not side:
+            return None
+        other = max(side) if slow else min(side)
+        dx = _log_kept(end[0]) - _log_kept(other[0])
+        exponent = min(3.0, max(0.3, (end[1] - other[1]) / dx))
+        return 1.0 - math.exp(_log_kept(end[0]) - end[1] / exponent)
+
+
+def _log_kept(ratio: float) -> float:
+    """log of the kept fraction: latency is roughly a power of it."""
+    return math.log1p(-ratio)
+
+
+def _prior_guess(
+    prior: Sequence[tuple[float, float]], target: LatencyTarget, bracket: _Bracket, lo: float, hi: float
+) -> float | None:
+    """Fill ``bracket`` from earlier measurements of the same curve; the first ratio to measure, or
+    None when they say nothing (no prior, or an absolute target: a speedup prior needs a speedup)."""
+    if target.speedup is None:
+        return None
+    points = sorted(
+        (r, math.log(target.speedup / s)) for r, s in prior if lo <= r <= hi and s > 0 and math.isfinite(s)
+    )
+    if not points:
+        return None
+    close = min(points, key=lambda p: abs(p[1]))
+    if abs(math.expm1(close[1])) <= target.tolerance:
+        return close[0]
+    fast = [p for p in points if p[1] < 0]
+    slow = [p for p in points if p[1] > 0 and (not fast or p[0] < fast[0][0])]
+    bracket.points = [p for p in points if p in slow or p in fast]
+    if slow:
+        bracket.below = slow[-1]
+    if fast:
+        bracket.above = fast[0]
+    return bracket.next_ratio(lo, hi)
 
 
 # --- measuring exported candidates side by side with dense ---------------------------------------------------
@@ -291,9 +366,10 @@ def match_latency(
     start: float | None = None,
     bounds: tuple[float, float] = RATIO_BOUNDS,
     max_steps: int = DEFAULT_MAX_STEPS,
+    prior: Sequence[tuple[float, float]] = (),
 ) -> tuple[MatchResult, Any]:
     """Prune with ``prune(ratio)`` (any method) until the measured latency matches ``target``;
-    returns the search result and the pruned candidate of the best point."""
+    returns the search result and the pruned candidate of the best point (``prior``: see match_ratio)."""
     candidates: dict[float, Any] = {}
 
     def measure(ratio: float) -> Measurement:
@@ -307,7 +383,7 @@ def match_latency(
         flops, params = costs(candidate)
         return measurer.measure(candidate, ratio, flops, params)
 
-    result = match_ratio(measure, target, start=start, bounds=bounds, max_steps=max_steps)
+    result = match_ratio(measure, target, start=start, bounds=bounds, max_steps=max_steps, prior=prior)
     return result, candidates[result.best.ratio]
 
 

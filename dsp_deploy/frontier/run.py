@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -67,6 +68,7 @@ class ModelSeedRun:
             dense_onnx, self.base / "onnx", tuple(s.batches), threads=1, runs=s.runs, exporter=exporter
         )
         self.matched_ratio: dict[float, float] = {}  # budget -> L1's latency-matched ratio (seeds PFS/SCP)
+        self.curves: dict[str, list[tuple[float, float]]] = {}  # method -> measured (ratio, speedup) so far
 
     def dense_row(self) -> dict[str, Any]:
         def produce() -> dict[str, Any]:
@@ -100,7 +102,27 @@ class ModelSeedRun:
         row, cached = cached_result(folder / "result.json", lambda: self._produce(method, kind, speedup, folder))
         if method == "l1" and kind == "latency" and row.get("status") == "ok":
             self.matched_ratio[speedup] = float(row["ratio"])
+        self._learn_curve(method, kind, speedup, row)
         return row, cached
+
+    def _one_source(self, method: str) -> bool:
+        """Whether every budget of ``method`` prunes the same checkpoint, so that its measured points lie
+        on one latency curve (PFS/SCP search anew per budget unless the run shares one search)."""
+        return method == "l1" or method.startswith("dsp-g") or self.runner.settings.shared_search
+
+    def _learn_curve(self, method: str, kind: str, speedup: float, row: dict[str, Any]) -> None:
+        """Keep the (ratio, speedup at the match batch) points a row measured: the latency matches of the
+        method's later budgets start from them (``match_ratio``'s ``prior``) instead of from scratch."""
+        if row.get("status") != "ok" or method in LATENCY_TARGETED or not self._one_source(method):
+            return
+        if kind == "flops":
+            points = [(row.get("ratio"), (row.get("speedup") or {}).get(str(self.runner.settings.match_batch)))]
+        else:
+            steps = (row.get("match") or {}).get("steps", [])
+            points = [(st["ratio"], speedup / (1 + st["error_pct"] / 100)) for st in steps
+                      if math.isfinite(st.get("error_pct", math.nan))]
+        self.curves.setdefault(method, []).extend(
+            (float(r), float(v)) for r, v in points if r is not None and v is not None)
 
     def _pruned_to_latency(self, method: str, source: Path, target: Any) -> tuple[Any, Any]:
         """(MatchResult of one step, checkpoint): a latency-targeted method prunes to ``target`` once by
@@ -164,6 +186,7 @@ class ModelSeedRun:
                     target,
                     start=start,
                     max_steps=s.match_steps,
+                    prior=self.curves.get(method, ()),
                 )
             point = result.best
             row.update(
