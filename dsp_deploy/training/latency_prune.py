@@ -251,18 +251,22 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
 
 def _next_budget(points: list[tuple[float, float]], goal_fraction: float) -> float:
     """The predicted-latency budget to search next from the tries' (predicted ms, measured fraction of
-    dense) points (fractions: machine drift between runs does not move them). Once one try ran faster
-    than the goal and one slower, the two closest in predicted latency bracket it: the next budget scales the one
-    nearer the goal by goal / measured, kept inside the bracket and off its ends (the export's dense
-    fallbacks make measured latency a staircase of predicted: interpolating across a step creeps, and
-    extrapolating overshoots it). Before that: the secant through the last two when measured rises with
-    predicted, else the last budget scaled by goal / measured."""
-    fast = [pt for pt in points if pt[1] < goal_fraction]
-    slow = [pt for pt in points if pt[1] > goal_fraction]
-    if fast and slow:  # the bracket's ends: closest in predicted latency (a repeat cannot widen it)
-        (p0, f0), (p1, f1) = max(fast), min(slow)
-        near_p, near_f = (p0, f0) if goal_fraction - f0 <= f1 - goal_fraction else (p1, f1)
+    dense) points, in try order (fractions: machine drift between runs does not move them). Once one try
+    ran faster than the goal and one slower, the two closest in predicted latency bracket it: the next
+    budget scales the one nearer the goal by goal / measured, kept inside the bracket and off its ends
+    (the export's dense fallbacks make measured latency a staircase of predicted: interpolating across a
+    step creeps, and extrapolating overshoots it); when the last two tries did not halve the bracket
+    (scaling keeps landing on the same side, creeping by the margin), its middle instead, as a bisection
+    would. Before that: the secant through the last two when measured rises with predicted, else the
+    last budget scaled by goal / measured."""
+    bracket = _bracket(points, goal_fraction)
+    if bracket is not None:
+        (p0, f0), (p1, f1) = bracket
         low, high = sorted((p0, p1))
+        before = _bracket(points[:-2], goal_fraction)
+        if before is not None and high - low > 0.5 * abs(before[1][0] - before[0][0]):
+            return (low + high) / 2
+        near_p, near_f = (p0, f0) if goal_fraction - f0 <= f1 - goal_fraction else (p1, f1)
         margin = BRACKET_MARGIN * (high - low)
         return min(max(near_p * goal_fraction / near_f, low + margin), high - margin)
     p1, f1 = points[-1]
@@ -271,6 +275,14 @@ def _next_budget(points: list[tuple[float, float]], goal_fraction: float) -> flo
         if (f1 - f0) * (p1 - p0) > 0:
             return max(p1 + (goal_fraction - f1) * (p1 - p0) / (f1 - f0), 1e-9)
     return p1 * goal_fraction / f1
+
+
+def _bracket(points: list[tuple[float, float]], goal_fraction: float) -> tuple[tuple[float, float], ...] | None:
+    """(closest too-fast point, closest too-slow point) in predicted latency, or None before both exist
+    (a repeat cannot widen it)."""
+    fast = [pt for pt in points if pt[1] < goal_fraction]
+    slow = [pt for pt in points if pt[1] > goal_fraction]
+    return (max(fast), min(slow)) if fast and slow else None
 
 
 BRACKET_MARGIN = 0.2
