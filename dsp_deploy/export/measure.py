@@ -65,6 +65,24 @@ class CostCache:
                     self.entries = {k: v for k, v in data.items() if isinstance(v, dict)}
 
     @staticmethod
+    def timing_bytes(model: Any) -> bytes:
+        """What a subgraph's time depends on: the ONNX model with every float constant's values dropped
+        (its shape and type kept; index constants kept whole). Timings of the same structure with other
+        weights (a group-learned model, its masked or fine-tuned checkpoint) share one cache entry, so
+        every export of a structure gets the plan its first timing chose."""
+        import onnx
+
+        stripped = onnx.ModelProto()
+        stripped.CopyFrom(model)
+        for tensor in stripped.graph.initializer:
+            if tensor.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE):
+                dims, dtype, name = list(tensor.dims), tensor.data_type, tensor.name
+                tensor.Clear()
+                tensor.dims.extend(dims)
+                tensor.data_type, tensor.name = dtype, name
+        return stripped.SerializeToString()
+
+    @staticmethod
     def key(model_bytes: bytes, batch: int) -> str:
         import onnxruntime as ort
 

@@ -81,10 +81,12 @@ def plan_machine(runtime: str | None) -> dict[str, Any]:
     return {"cpu": info["cpu"], "gpu": info["gpu"], "platform": info["platform"], "runtime": runtime}
 
 
-def _candidate_bytes(plain: Graph, unit: Unit, choices: Mapping[str, LayerChoice]) -> bytes:
+def _candidate_bytes(plain: Graph, unit: Unit, choices: Mapping[str, LayerChoice]) -> tuple[bytes, bytes]:
+    """(the candidate's ONNX model, its weight-free form for the cache key: CostCache.timing_bytes)."""
     graph = unit_graph(plain, unit)
     lower_graph(graph, choices)
-    return to_model(graph).SerializeToString()
+    model = to_model(graph)
+    return model.SerializeToString(), CostCache.timing_bytes(model)
 
 
 def measure_unit(plain: Graph, unit: Unit, batches: Sequence[int], cache: CostCache, *, runs: int,
@@ -94,13 +96,14 @@ def measure_unit(plain: Graph, unit: Unit, batches: Sequence[int], cache: CostCa
     aligned to ``multiple`` channels."""
     distinct = distinct_candidates(plain, unit, candidates_for(unit, multiple))
     blobs: dict[str, bytes] = {}
+    shapes: dict[str, bytes] = {}
     for name, choices in distinct.items():
-        blob = _candidate_bytes(plain, unit, choices)
+        blob, shape = _candidate_bytes(plain, unit, choices)
         if blob not in blobs.values() or name == "dense":  # same graph as an earlier candidate: measured once
-            blobs[name] = blob
+            blobs[name], shapes[name] = blob, shape
     result: dict[str, dict[int, float]] = {name: {} for name in blobs}
     c, h, w = unit.in_shape
-    joint = b"".join(name.encode() + b"\0" + blob for name, blob in sorted(blobs.items()))
+    joint = b"".join(name.encode() + b"\0" + shape for name, shape in sorted(shapes.items()))
     distinct = {name: distinct[name] for name in blobs}
     for batch in batches:
         key = CostCache.key(joint, batch)  # all candidates together: only timings taken side by side compare

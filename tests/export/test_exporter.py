@@ -90,6 +90,23 @@ def test_auto_plan_is_written_and_no_slower_per_block(tmp_path, tiny):
     assert again.plan.chosen == result.plan.chosen
 
 
+def test_plan_cache_is_keyed_by_structure_not_weights(tmp_path, tiny):
+    """A block's timings do not depend on its weight values: the same structure with other weights (a
+    masked or fine-tuned checkpoint of a measured one) finds every block timed and gets the same plan."""
+    from dsp_deploy.checkpoint import Checkpoint
+
+    from .helpers import random_net
+
+    cache = tmp_path / "c.json"
+    first = export_onnx(tiny, tmp_path / "a.onnx", lowering="auto", plan_batches=(1,), runs=2, cache_path=str(cache))
+    timed = set(json.loads(cache.read_text())["entries"])
+    other = Checkpoint(tiny.model, random_net(tiny.model, 9).state_dict(), tiny.structure)
+    second = export_onnx(other, tmp_path / "b.onnx", lowering="auto", plan_batches=(1,), runs=2,
+                         cache_path=str(cache))
+    assert set(json.loads(cache.read_text())["entries"]) == timed  # nothing re-timed
+    assert second.plan.chosen == first.plan.chosen and second.max_diff < 1e-4
+
+
 def test_fp16_variant(tmp_path, tiny):
     result = export_onnx(tiny, tmp_path / "h.onnx", lowering="grouped", fp16=True)
     model = onnx.load(str(tmp_path / "h.onnx"))
