@@ -225,12 +225,14 @@ class _Bracket:
             if below[0] >= hi - 1e-9:
                 return None
             step = below[0] + max(0.1, (hi - below[0]) / 2)
-            return min(hi, step, self._extrapolate(below, slow=True) or step)
+            guess = self._extrapolate(below, slow=True)
+            return min(hi, step, step if guess is None else guess)
         assert above is not None  # everything so far too fast: prune less
         if above[0] <= lo + 1e-9:
             return None
         step = above[0] - max(0.1, (above[0] - lo) / 2)
-        return max(lo, step, self._extrapolate(above, slow=False) or step)
+        guess = self._extrapolate(above, slow=False)
+        return max(lo, step, step if guess is None else guess)
 
     def _extrapolate(self, end: tuple[float, float], *, slow: bool) -> float | None:
         """Where the power law through ``end`` and the nearest other point on its side crosses the
