@@ -48,7 +48,8 @@ def default_cache_path() -> Path:
 
 class CostCache:
     """Measured ms (candidate name -> ms) per (set of subgraphs, batch) on this machine and
-    ONNX Runtime version; a subgraph is keyed by its structure, not its weight values (``timing_bytes``). A damaged file is ignored; another kind of file, or one written by a
+    ONNX Runtime version; a subgraph is keyed by its structure, not its weight values
+    (``timing_bytes``). A damaged file is ignored; another kind of file, or one written by a
     newer dsp-deploy, is an ExportError (``--no-cache`` or another ``--cache`` path get past it)."""
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
