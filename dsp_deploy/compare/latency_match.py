@@ -268,7 +268,7 @@ def _prior_guess(
         return close[0]
     fast = [p for p in points if p[1] < 0]
     slow = [p for p in points if p[1] > 0 and (not fast or p[0] < fast[0][0])]
-    bracket.points = [p for p in points if p in slow or p in fast]
+    bracket.points = slow + fast  # the consistent ones: too-slow points less pruned than any too-fast one
     if slow:
         bracket.below = slow[-1]
     if fast:
