@@ -356,10 +356,10 @@ def main() -> int:
         + "\n\n"
         + "\n\n".join(sections)
         + "\n\n## Pruning to a speedup (dense checkpoint, one-shot groups)\n\n`prune --speedup X` searches the "
-        "latency table's budget, exports and times the result beside dense, and re-searches (budget scaled by "
-        "goal / measured or the secant through the last two tries, then inside the bracket of the closest too-fast "
-        "and too-slow tries, its middle when two tries did not halve it) while the measurement misses the goal by "
-        "more than 5% (at most 2 times); where the target's channel multiple cannot reach the goal it is halved "
+        "latency table's budget, exports and times the result beside dense, and, while the measurement misses the "
+        "goal by more than 5% (at most 2 times), measures another structure searched by whole-model FLOPs "
+        "reduction (bracketed between the tries as a latency match does; from one try, latency taken as "
+        "proportional to FLOPs); where the target's channel multiple cannot reach the goal it is halved "
         "(down to 4). The last column lists every measured try at the multiple used.\n\n"
         + md_table(
             speed_rows,

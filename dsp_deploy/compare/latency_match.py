@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dsp_deploy.errors import UsageError
+from dsp_deploy.utils.ratio_bracket import RatioBracket
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def match_ratio(
         raise UsageError(f"ratio bounds must satisfy 0 <= lo < hi < 1, got {bounds}")
     if max_steps < 1:
         raise UsageError(f"max_steps must be >= 1, got {max_steps}")
-    bracket = _Bracket()
+    bracket = RatioBracket()
     guess = _prior_guess(prior, target, bracket, lo, hi)
     if guess is None:
         guess = start if start is not None else (1.0 - 1.0 / target.speedup if target.speedup else (lo + hi) / 2)
@@ -186,73 +187,8 @@ def match_ratio(
     return MatchResult(target, best, False, steps, reason)
 
 
-@dataclass
-class _Bracket:
-    """What the search knows: every measured (ratio, log(latency / target)), the latest point on
-    either side of the target (``below`` still too slow, ``above`` already too fast) and how often
-    each of those ends stayed put (``kept``)."""
-
-    points: list[tuple[float, float]] = field(default_factory=list)
-    below: tuple[float, float] | None = None
-    above: tuple[float, float] | None = None
-    kept: dict[str, int] = field(default_factory=lambda: {"below": 0, "above": 0})
-
-    def add(self, ratio: float, logerr: float) -> None:
-        self.points.append((ratio, logerr))
-        side, other = ("below", "above") if logerr > 0 else ("above", "below")
-        setattr(self, side, (ratio, logerr))
-        self.kept[side] = 0
-        if getattr(self, other) is not None:
-            self.kept[other] += 1
-
-    def next_ratio(self, lo: float, hi: float) -> float | None:
-        """Next ratio to try; None when the bracket is exhausted (e.g. the target lies past a bound)."""
-        below, above = self.below, self.above
-        if below is not None and above is not None:
-            (r0, e0), (r1, e1) = below, above
-            if abs(r1 - r0) < 1e-4:
-                return None
-            e0 /= 2 ** max(0, self.kept["below"] - 1)  # Illinois: an end that stays put weighs less
-            e1 /= 2 ** max(0, self.kept["above"] - 1)
-            x0, x1 = _log_kept(r0), _log_kept(r1)
-            x = x0 + (x1 - x0) * e0 / (e0 - e1) if e0 != e1 else (x0 + x1) / 2
-            guess = 1.0 - math.exp(x)
-            span = abs(r1 - r0)
-            if not min(r0, r1) + 0.1 * span <= guess <= max(r0, r1) - 0.1 * span:
-                guess = (r0 + r1) / 2
-            return guess
-        if below is not None:  # everything so far too slow: prune more (at most the bisection step)
-            if below[0] >= hi - 1e-9:
-                return None
-            step = below[0] + max(0.1, (hi - below[0]) / 2)
-            guess = self._extrapolate(below, slow=True)
-            return min(hi, step, step if guess is None else guess)
-        assert above is not None  # everything so far too fast: prune less
-        if above[0] <= lo + 1e-9:
-            return None
-        step = above[0] - max(0.1, (above[0] - lo) / 2)
-        guess = self._extrapolate(above, slow=False)
-        return max(lo, step, step if guess is None else guess)
-
-    def _extrapolate(self, end: tuple[float, float], *, slow: bool) -> float | None:
-        """Where the power law through ``end`` and the nearest other point on its side crosses the
-        target (exponent clamped to [0.3, 3]); None with no other point on that side."""
-        side = [p for p in self.points if (p[1] > 0) == slow and p[0] != end[0]]
-        if not side:
-            return None
-        other = max(side) if slow else min(side)
-        dx = _log_kept(end[0]) - _log_kept(other[0])
-        exponent = min(3.0, max(0.3, (end[1] - other[1]) / dx))
-        return 1.0 - math.exp(_log_kept(end[0]) - end[1] / exponent)
-
-
-def _log_kept(ratio: float) -> float:
-    """log of the kept fraction: latency is roughly a power of it."""
-    return math.log1p(-ratio)
-
-
 def _prior_guess(
-    prior: Sequence[tuple[float, float]], target: LatencyTarget, bracket: _Bracket, lo: float, hi: float
+    prior: Sequence[tuple[float, float]], target: LatencyTarget, bracket: RatioBracket, lo: float, hi: float
 ) -> float | None:
     """Fill ``bracket`` from earlier measurements of the same curve; the first ratio to measure, or
     None when they say nothing (no prior, or an absolute target: a speedup prior needs a speedup)."""

@@ -1,10 +1,10 @@
 """DSP latency-targeted pruning as a method of the accuracy-latency run ("dsp-latency").
 
-It does not search a FLOPs ratio against measurements like the other methods: it prunes the DSP
-group-learning checkpoint to the latency budget as `prune --speedup X` does
-(``training.latency_prune.dsp_to_budget``): the target's latency table guides the search, and the
-result is exported and timed beside dense and re-searched while it misses the budget (the run allows as
-many measured tries as a ratio-searched method's latency match: ``match_steps``).
+It prunes the DSP group-learning checkpoint to the latency budget as `prune --speedup X` does
+(``training.latency_prune.dsp_to_budget``): the target's latency table shapes the structure (aligned
+group sizes, one group where groups don't pay) and gives the first try; while the measured result
+misses the budget, its FLOPs reduction is corrected between measured tries (the run allows as many
+measured tries as a ratio-searched method's latency match: ``match_steps``).
 The run then measures the result like every other model, so its report shows the honest measured
 latency. Importing this module registers the pruner with
 ``compare.latency_match`` (the frontier runner imports it).
@@ -37,11 +37,11 @@ def dsp_latency_pruner(
     plan_batches: tuple[int, ...] | None = None,
 ) -> Any:
     """The DSP checkpoint ``source`` (group-learned) pruned to ``target`` (speedup over dense or ms at
-    ``target.batch``) by the latency table at ``table`` (measured there with ``runs`` when absent,
-    default: the per-target cache) and, with ``measure``, up to ``corrections`` measured re-searches, its exports
-    planned with ``plan_cache`` / ``plan_runs`` / ``plan_batches`` (the run's: its own export of the result then
-    lowers each block as the measured try did); returns the pruned Checkpoint (the caller measures it again, like
-    every other model)."""
+    ``target.batch``, within ``target.tolerance`` as measured) by the latency table at ``table`` (measured
+    there with ``runs`` when absent, default: the per-target cache) and, with ``measure``, up to
+    ``corrections`` measured corrections, its exports planned with ``plan_cache`` / ``plan_runs`` /
+    ``plan_batches`` (the run's: its own export of the result then lowers each block as the measured try
+    did); returns the pruned Checkpoint (the caller measures it again, like every other model)."""
     from dsp_deploy.checkpoint import load_checkpoint
     from dsp_deploy.hardware.budget import LatencyGoal
     from dsp_deploy.training.latency_prune import LatencyOptions
@@ -57,6 +57,7 @@ def dsp_latency_pruner(
         runs=runs,
         measure=measure,
         corrections=corrections,
+        tolerance=target.tolerance,
         plan_cache=str(plan_cache) if plan_cache is not None else None,
         plan_runs=plan_runs,
         plan_batches=plan_batches,

@@ -126,7 +126,8 @@ class ModelSeedRun:
 
     def _pruned_to_latency(self, method: str, source: Path, target: Any) -> tuple[Any, Any]:
         """(MatchResult of one step, checkpoint): a latency-targeted method prunes to ``target`` once by
-        its latency table and its own measured corrections (no ratio search); measured again like every row."""
+        its latency table and its own measured corrections (no run-level ratio search); measured again like
+        every row."""
         from dsp_deploy.compare.latency_match import MatchResult
         from dsp_deploy.structure import count_costs
 

@@ -4,6 +4,7 @@ search through each pruner's cost seam, and the predicted / measured record of t
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from dsp_deploy.errors import UsageError
 from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group, latency_record
 from dsp_deploy.structure.ir import ModelStructure
 from dsp_deploy.targets import MEASURABLE_BACKENDS, Target, channel_multiple, make_target
+from dsp_deploy.utils.ratio_bracket import RatioBracket
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ class LatencyOptions:
     plan_cache: str | None = None        # the exporter's block timings (share a later export's to get its lowering)
     plan_runs: int = 15                  # the exporter's timed runs per block candidate
     plan_batches: tuple[int, ...] | None = None  # batches the exports are planned at (None: the target's)
-    corrections: int = 2                 # measured re-searches when the result misses the goal (with measure)
+    corrections: int = 2                 # further measured tries when the result misses the goal (with measure)
     tolerance: float = 0.05              # relative miss of the measured latency that triggers a correction
 
     def target(self) -> Target:
@@ -160,6 +162,16 @@ def _measurer(opts: LatencyOptions, target: Target, topo: Any, state_dict: Mappi
                                                 plan_batches=opts.plan_batches)
 
 
+def whole_flops(topo: Any) -> tuple[Callable[[ModelStructure], float], float]:
+    """(whole-model FLOPs of a structure, dense's): the axis of the measured corrections."""
+    from dsp_deploy.structure import count_costs, dense_structure
+
+    def flops(structure: ModelStructure) -> float:
+        return float(count_costs(structure, topo).flops)
+
+    return flops, flops(dense_structure(topo))
+
+
 Found = tuple[ModelStructure, dict[str, Any]]
 """A structure and what its search adds to the record (e.g. DSP's threshold beta)."""
 
@@ -172,7 +184,8 @@ Measure = Callable[[ModelStructure], dict[str, dict[str, float]]]
 class _Try:
     """One measured structure of the closed loop."""
 
-    budget: float  # the predicted-latency budget it was searched at
+    ratio: float  # its whole-model FLOPs reduction (the axis the corrections search)
+    budget: float | None  # the predicted-latency budget it was searched at (None: searched by FLOPs)
     structure: ModelStructure
     extra: dict[str, Any]
     measured: dict[str, dict[str, float]]
@@ -188,26 +201,38 @@ class _Try:
         """Relative distance of the measured latency from the goal (measured against dense)."""
         return _relative_miss(self.ms(), self.goal_ms(goal))
 
-    def step(self, goal: LatencyGoal) -> dict[str, float]:
-        return {"budget_ms": round(self.budget, 4), "measured_ms": round(self.ms(), 4),
+    def step(self, goal: LatencyGoal) -> dict[str, Any]:
+        searched = {"searched": "latency table", "budget_ms": round(self.budget, 4)} if self.budget is not None \
+            else {"searched": "flops"}
+        return {**searched, "flops_reduction_pct": round(100 * self.ratio, 3), "measured_ms": round(self.ms(), 4),
                 "measured_goal_ms": round(self.goal_ms(goal), 4)}
 
 
 def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, search: Callable[[float], Found],
-              smallest: Callable[[], Found], measure: Measure | None) -> tuple[ModelStructure, dict]:
+              by_flops: Callable[[float], Found], smallest: Callable[[], Found],
+              measure: Measure | None) -> tuple[ModelStructure, dict]:
     """Search the predicted-latency budget of the goal, then (given ``measure``) close the loop on
     the target: while the measured latency misses the goal (timed against dense side by side) by more
-    than ``opts.tolerance``, re-search at a corrected budget (`_next_budget`), up to
-    ``opts.corrections`` times, and keep the try closest to the goal. The table predicts the parts;
-    the export's whole-model behaviour (dense fallbacks, fusions) only a measurement shows. Where the
-    table puts the goal out of reach, the smallest allowed structure is measured before giving up.
-    TrainingError when the goal is out of reach by the table and, measured, by the smallest structure."""
+    than ``opts.tolerance``, measure another structure, up to ``opts.corrections`` times, and keep the
+    try closest to the goal. The table predicts the parts and shapes the structure (alignment, one-group
+    fallbacks); the export's whole-model behaviour (dense fallbacks, fusions) only a measurement shows,
+    and it can make measured latency jump where predicted latency barely moves. So the corrections
+    search the whole-model FLOPs reduction instead (``by_flops(ratio)``: the pruner's structure of the
+    fewest FLOPs within ``1 - ratio`` of dense's, same shape rules), bracketing the goal between
+    measured tries as a latency match does (`RatioBracket`). Where the table puts the goal out of reach,
+    the smallest allowed structure is measured before giving up. TrainingError when the goal is out of
+    reach by the table and, measured, by the smallest structure."""
     from dsp_deploy.errors import TrainingError
     from dsp_deploy.structure import count_costs, dense_structure
 
     goal = opts.goal
     dense_ms = table.predict(dense_structure(topo), topo)
     budget = goal.budget_ms(dense_ms)
+    flops, dense_flops = whole_flops(topo)
+
+    def ratio_of(structure: ModelStructure) -> float:
+        return 1.0 - flops(structure) / dense_flops
+
     out_of_reach: Exception | None = None
     try:
         found, is_smallest = search(budget), False
@@ -219,23 +244,25 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
         structure, extra = found
         measured = None
     else:
-        tries = [_Try(budget, *found, measure(found[0]), is_smallest)]
-        while len(tries) <= opts.corrections and tries[-1].miss(goal) > opts.tolerance:
+        tries = [_Try(ratio_of(found[0]), budget, *found, measure(found[0]), is_smallest)]
+        bracket = RatioBracket(one_point_exponent=1.0)  # from one try: latency as FLOPs (their proxy)
+        top = ratio_of(smallest()[0])  # the deepest reduction the shape rules allow
+        while True:
             last = tries[-1]
+            bracket.add(last.ratio, math.log(last.ms() / last.goal_ms(goal)))
+            if len(tries) > opts.corrections or last.miss(goal) <= opts.tolerance:
+                break
             if last.smallest and last.ms() > last.goal_ms(goal):  # even the smallest one is too slow
                 if len(tries) == 1:
                     raise TrainingError(f"{out_of_reach}; measured, the smallest structure runs {last.ms():.4g} "
                                         f"ms against a goal of {last.goal_ms(goal):.4g} ms") from None
                 break
-            points = [(table.predict(t.structure, topo), t.ms() / t.measured["dense"]["median"]) for t in tries]
-            budget = _next_budget(points, last.goal_ms(goal) / last.measured["dense"]["median"])
-            try:
-                found, is_smallest = search(budget), False
-            except TrainingError:  # below the table's floor: the smallest structure is the last try
-                if any(t.smallest for t in tries):
-                    break
-                found, is_smallest = smallest(), True
-            tries.append(_Try(budget, *found, measure(found[0]), is_smallest))
+            ratio = bracket.next_ratio(0.0, top)
+            if ratio is None:
+                break
+            deepest = ratio >= top - 1e-9
+            found = smallest() if deepest else by_flops(ratio)
+            tries.append(_Try(ratio_of(found[0]), None, *found, measure(found[0]), deepest))
         best = min(tries, key=lambda t: t.miss(goal))
         structure, extra, measured = best.structure, best.extra, best.measured
     costs = count_costs(structure, topo)
@@ -247,47 +274,6 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
         record["corrections"] = [t.step(goal) for t in tries]  # every measured try, the first included
     log.info("latency-targeted pruning: %s", record)
     return structure, record
-
-
-def _next_budget(points: list[tuple[float, float]], goal_fraction: float) -> float:
-    """The predicted-latency budget to search next from the tries' (predicted ms, measured fraction of
-    dense) points, in try order (fractions: machine drift between runs does not move them). Once one try
-    ran faster than the goal and one slower, the two closest in predicted latency bracket it: the next
-    budget scales the one nearer the goal by goal / measured, kept inside the bracket and off its ends
-    (the export's dense fallbacks make measured latency a staircase of predicted: interpolating across a
-    step creeps, and extrapolating overshoots it); when the last two tries did not halve the bracket
-    (scaling keeps landing on the same side, creeping by the margin), its middle instead, as a bisection
-    would. Before that: the secant through the last two when measured rises with predicted, else the
-    last budget scaled by goal / measured."""
-    bracket = _bracket(points, goal_fraction)
-    if bracket is not None:
-        (p0, f0), (p1, f1) = bracket
-        low, high = sorted((p0, p1))
-        before = _bracket(points[:-2], goal_fraction)
-        if before is not None and high - low > 0.5 * abs(before[1][0] - before[0][0]):
-            return (low + high) / 2
-        near_p, near_f = (p0, f0) if goal_fraction - f0 <= f1 - goal_fraction else (p1, f1)
-        margin = BRACKET_MARGIN * (high - low)
-        return min(max(near_p * goal_fraction / near_f, low + margin), high - margin)
-    p1, f1 = points[-1]
-    if len(points) >= 2:
-        p0, f0 = points[-2]
-        if (f1 - f0) * (p1 - p0) > 0:
-            return max(p1 + (goal_fraction - f1) * (p1 - p0) / (f1 - f0), 1e-9)
-    return p1 * goal_fraction / f1
-
-
-def _bracket(points: list[tuple[float, float]], goal_fraction: float) -> tuple[tuple[float, float], ...] | None:
-    """(closest too-fast point, closest too-slow point) in predicted latency, or None before both exist
-    (a repeat cannot widen it)."""
-    fast = [pt for pt in points if pt[1] < goal_fraction]
-    slow = [pt for pt in points if pt[1] > goal_fraction]
-    return (max(fast), min(slow)) if fast and slow else None
-
-
-BRACKET_MARGIN = 0.2
-"""Inside a bracket the next budget keeps this share of its width from either end (a budget next to a
-measured end would return that end's structure again)."""
 
 
 MIN_MULTIPLE = 4
@@ -366,6 +352,7 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
     target = opts.target()
     table = _table(opts, target, topo, groups)
     measure = _measurer(opts, target, topo, state_dict)
+    flops, dense_flops = whole_flops(topo)
 
     def attempt(multiple: int) -> tuple[ModelStructure, dict[str, Any]]:
         pruner = GroupChannelPruner(topo, state_dict, assignments, groups, dict(metadata, channel_multiple=multiple),
@@ -376,7 +363,13 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
             beta, _, structure = pruner.search_cost(lambda s: table.predict(s, topo), budget, progress=progress)
             return structure, {"beta": beta}
 
-        return to_budget(opts, target, table, topo, search, lambda: (pruner.structure(1.0), {"beta": 1.0}), measure)
+        def by_flops(ratio: float) -> Found:
+            beta, _, structure = pruner.search_cost(flops, (1.0 - ratio) * dense_flops, what="FLOPs count",
+                                                    unit="FLOPs", progress=progress)
+            return structure, {"beta": beta}
+
+        return to_budget(opts, target, table, topo, search, by_flops, lambda: (pruner.structure(1.0), {"beta": 1.0}),
+                         measure)
 
     return relaxing_alignment(opts, target, attempt)
 
@@ -388,6 +381,7 @@ def channels_to_budget(opts: LatencyOptions, pruner: Any, state_dict: Mapping[st
     topo = pruner.topo
     table = _table(opts, target, topo, 1)
     measure = _measurer(opts, target, topo, state_dict)
+    flops, dense_flops = whole_flops(topo)
 
     def attempt(multiple: int) -> tuple[ModelStructure, dict[str, Any]]:
         pruner.align(multiple)
@@ -395,7 +389,11 @@ def channels_to_budget(opts: LatencyOptions, pruner: Any, state_dict: Mapping[st
         def search(budget: float) -> Found:
             return pruner.match_cost(lambda s: table.predict(s, topo), budget)[1], {}
 
-        return to_budget(opts, target, table, topo, search, lambda: (pruner.structure_for(pruner.units), {}), measure)
+        def by_flops(ratio: float) -> Found:
+            return pruner.match_cost(flops, (1.0 - ratio) * dense_flops, what="FLOPs count", unit="FLOPs")[1], {}
+
+        return to_budget(opts, target, table, topo, search, by_flops,
+                         lambda: (pruner.structure_for(pruner.units), {}), measure)
 
     found = relaxing_alignment(opts, target, attempt)
     pruner.align(found.multiple)  # the pruner stays at the alignment of its result

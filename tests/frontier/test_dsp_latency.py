@@ -100,3 +100,16 @@ def test_measured_prune_shares_the_runs_block_timings(tmp_path: Path) -> None:
     assert timed  # the measured tries planned their exports with the run's cache
     export_checkpoint(pruned, tmp_path / "row.onnx", cache_path=str(cache), plan_runs=1, plan_batches=(1,))
     assert set(json.loads(cache.read_text())["entries"]) == timed  # every block found: nothing re-timed
+
+
+def test_run_aims_inside_half_the_tolerance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run times a latency-targeted result again after the pruner accepted it: the pruner is asked for
+    half the tolerance, so the second measurement's noise does not push a borderline try out of it."""
+    from dsp_deploy.compare import latency_match
+    from dsp_deploy.frontier.runner import Runner
+
+    seen = []
+    monkeypatch.setitem(latency_match._LATENCY_TARGETED, "recorder", lambda source, target, **kw: seen.append(target))
+    Runner(settings_for("quick"), tmp_path).prune_to_latency("recorder", tmp_path / "x.pt", "resnet20",
+                                                             LatencyTarget(speedup=1.5, batch=32), 0)
+    assert seen == [LatencyTarget(speedup=1.5, batch=32, tolerance=0.025)]
