@@ -246,7 +246,7 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
     else:
         tries = [_Try(ratio_of(found[0]), budget, *found, measure(found[0]), is_smallest)]
         bracket = RatioBracket(one_point_exponent=1.0)  # from one try: latency as FLOPs (their proxy)
-        top = ratio_of(smallest()[0])  # the deepest reduction the shape rules allow
+        top: float | None = None  # the deepest reduction the shape rules allow (built when first needed)
         while True:
             last = tries[-1]
             bracket.add(last.ratio, math.log(last.ms() / last.goal_ms(goal)))
@@ -257,6 +257,8 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
                     raise TrainingError(f"{out_of_reach}; measured, the smallest structure runs {last.ms():.4g} "
                                         f"ms against a goal of {last.goal_ms(goal):.4g} ms") from None
                 break
+            if top is None:
+                top = tries[0].ratio if tries[0].smallest else ratio_of(smallest()[0])
             ratio = bracket.next_ratio(0.0, top)
             if ratio is None:
                 break
