@@ -59,9 +59,14 @@ def make_runner(variant: Variant, backend: str, options: RunnerOptions) -> Runne
     return registry.make_runner(backend, variant.path, settings)
 
 
-def _validate(runs: int | None, time_budget: float | None, warmup: int, threads: int | None) -> int | None:
+def _validate(runs: int | None, time_budget: float | None, warmup: int, threads: int | None,
+              min_seconds: float = 0.0) -> int | None:
     if runs is not None and time_budget is not None:
         raise UsageError("give either runs or a time budget, not both")
+    if not min_seconds >= 0:
+        raise UsageError(f"min seconds must be >= 0, got {min_seconds}")
+    if min_seconds and time_budget is not None:
+        raise UsageError("give either a time budget or a minimum time, not both")
     if runs is not None and runs < 1:
         raise UsageError(f"runs must be >= 1, got {runs}")
     if time_budget is not None and not time_budget > 0:
@@ -96,6 +101,7 @@ def run_benchmark(
     runs: int | None = None,
     warmup: int = DEFAULT_WARMUP,
     time_budget: float | None = None,
+    min_seconds: float = 0.0,
     cuda_graphs: bool = False,
     input_shape: Sequence[int] | str | None = None,
     seed: int = 0,
@@ -105,7 +111,8 @@ def run_benchmark(
     """Benchmark every variant on every applicable backend at every batch size.
 
     ``runs`` timed rounds (default 100) or rounds until ``time_budget`` seconds pass, per batch
-    size, after ``warmup`` untimed rounds. Rows come batch by batch, in variant/backend order.
+    size, after ``warmup`` untimed rounds; ``min_seconds`` adds rounds until that much time has
+    passed. Rows come batch by batch, in variant/backend order.
     Raises BenchError/UsageError on bad input before anything is timed.
     """
     variants = [v if isinstance(v, Variant) else load_variant(v) for v in variants]
@@ -117,7 +124,7 @@ def run_benchmark(
     backend_list = parse_backends(backends)
     batch_list = parse_batches(batches)
     shape = parse_input_shape(input_shape)
-    runs = _validate(runs, time_budget, warmup, threads)
+    runs = _validate(runs, time_budget, warmup, threads, min_seconds)
     options = RunnerOptions(threads or usable_cores(), cuda_graphs, shape)
     for variant in variants:
         check_batches(variant, batch_list)
@@ -153,7 +160,8 @@ def run_benchmark(
                 runner.prepare(feed)
             runners = [r for _, _, r in active]
             samples = time_interleaved(runners, runs=runs, warmup=warmup, time_budget=time_budget,
-                                       desc=f"batch {batch}", progress=progress) if runners else []
+                                       min_seconds=min_seconds, desc=f"batch {batch}",
+                                       progress=progress) if runners else []
             if samples and len(samples[0]) < 20:
                 log.warning("batch %d: only %d timed run(s) per variant; p90/p99 are not meaningful",
                             batch, len(samples[0]))

@@ -244,7 +244,8 @@ def export_checkpoint(
 @dataclass
 class OnnxMeasurer:
     """Times candidates against ``dense_onnx`` in one interleaved ``run_benchmark`` call per candidate
-    (ONNX Runtime CPU, ``threads`` intra-op threads, every batch of ``batches``)."""
+    (ONNX Runtime CPU, ``threads`` intra-op threads, every batch of ``batches``; at least ``runs``
+    rounds and ``min_seconds`` per batch)."""
 
     dense_onnx: Path
     folder: Path
@@ -253,6 +254,7 @@ class OnnxMeasurer:
     runs: int = 20
     warmup: int = 3
     exporter: Exporter = export_checkpoint
+    min_seconds: float = 0.0
     _count: int = 0
 
     def time_files(self, onnx: Path) -> tuple[dict[int, float], dict[int, float]]:
@@ -267,6 +269,7 @@ class OnnxMeasurer:
             threads=self.threads,
             runs=self.runs,
             warmup=self.warmup,
+            min_seconds=self.min_seconds,
             progress=False,
         )
         got: dict[str, dict[int, float]] = {"dense": {}, "candidate": {}}

@@ -25,6 +25,7 @@ from dsp_deploy.compare.latency_match import (
     match_ratio,
 )
 from dsp_deploy.compare.variants import BuiltVariant
+from dsp_deploy.runtime.timing import MEASURE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def rematch_latency(config: CompareConfig, built: Sequence[BuiltVariant], folder
         runs=config.runs or 20,
         warmup=min(config.warmup, 3),
         exporter=_exporter(config, input_shape),
+        min_seconds=0.0 if config.quick else MEASURE_SECONDS,  # quick: a smoke run, its matches are rough
     )
     keys = {split_baseline(item)[0]: split_baseline(item)[1] for item in config.baselines}
     out = list(built)

@@ -28,6 +28,7 @@ def dsp_latency_pruner(
     seed: int = 0,
     table: str | Path | None = None,
     runs: int = 15,
+    min_seconds: float = 0.0,
     backend: str = "ort-cpu",
     threads: int = 1,
     measure: bool = True,
@@ -39,9 +40,10 @@ def dsp_latency_pruner(
     """The DSP checkpoint ``source`` (group-learned) pruned to ``target`` (speedup over dense or ms at
     ``target.batch``, within ``target.tolerance`` as measured) by the latency table at ``table`` (measured
     there with ``runs`` when absent, default: the per-target cache) and, with ``measure``, up to
-    ``corrections`` measured corrections, its exports planned with ``plan_cache`` / ``plan_runs`` /
-    ``plan_batches`` (the run's: its own export of the result then lowers each block as the measured try
-    did); returns the pruned Checkpoint (the caller measures it again, like every other model)."""
+    ``corrections`` measured corrections (each timed for at least ``runs`` rounds and ``min_seconds``),
+    its exports planned with ``plan_cache`` / ``plan_runs`` / ``plan_batches`` (the run's: its own export
+    of the result then lowers each block as the measured try did); returns the pruned Checkpoint (the
+    caller measures it again, like every other model)."""
     from dsp_deploy.checkpoint import load_checkpoint
     from dsp_deploy.hardware.budget import LatencyGoal
     from dsp_deploy.training.latency_prune import LatencyOptions
@@ -55,6 +57,7 @@ def dsp_latency_pruner(
         batch=target.batch,
         table=str(table) if table is not None else None,
         runs=runs,
+        min_seconds=min_seconds,
         measure=measure,
         corrections=corrections,
         tolerance=target.tolerance,

@@ -5,7 +5,8 @@ retraining every other method. A later run of only that method (``--methods dsp-
 same dense models and measures its rows beside them; its rows may replace the committed ones when both
 runs are comparable: the same machine, the same training settings (`RunSettings.key`) and, per model and
 seed, a dense model of the same test accuracy (the later run retrained the same model). Anything else is
-refused, naming what differs. The merged document lists each replacement with its command and wall time.
+refused, naming what differs. The merged document lists each replacement with its command, wall time and
+the timing settings in which it differs from the rest (e.g. longer timing windows): the report says so.
 """
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from typing import Any
 
 from dsp_deploy.errors import BenchError
 
+TIMING = ("runs", "min_seconds", "match_steps", "plan_runs", "plan_batches")
+"""Settings that change how rows were timed, not what was trained."""
 
-def _training_key(doc: dict[str, Any], what: str) -> str:
+
+def _settings(doc: dict[str, Any], what: str) -> Any:
     from dsp_deploy.frontier.settings import RunSettings
 
     try:
-        settings = RunSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["settings"].items()})
+        return RunSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["settings"].items()})
     except (KeyError, TypeError) as exc:
         raise BenchError(f"{what}: its settings are not those of an accuracy-latency run ({exc})") from None
-    return settings.key()
 
 
 def _dense(doc: dict[str, Any]) -> dict[tuple[str, int], Any]:
@@ -36,7 +39,8 @@ def replace_rows(base: dict[str, Any], update: dict[str, Any], source: str = "up
     if base.get("machine") != update.get("machine"):
         raise BenchError(f"{source} was measured on {update.get('machine')}, the results on {base.get('machine')}: "
                          "latencies from two machines are not comparable")
-    if _training_key(base, "the results") != _training_key(update, source):
+    before, after = _settings(base, "the results"), _settings(update, source)
+    if before.key() != after.key():
         raise BenchError(f"{source} trained under other settings than the results (data, epochs, learning rates)")
     dense_base, dense_update = _dense(base), _dense(update)
     for key, accuracy in sorted(dense_update.items()):
@@ -62,14 +66,28 @@ def replace_rows(base: dict[str, Any], update: dict[str, Any], source: str = "up
             kept += by_key.pop(key)
     kept += [row for rows in by_key.values() for row in rows]  # methods the results did not have
     merged["rows"] = kept
-    merged.setdefault("replaced", []).append({
-        "methods": methods, "rows": len(new), "command": update.get("command"), "created": update.get("created"),
-        "wall_seconds": update.get("wall_seconds"), "source": source})
+    entry = {"methods": methods, "rows": len(new), "command": update.get("command"), "created": update.get("created"),
+             "wall_seconds": update.get("wall_seconds"), "source": source}
+    timing = {k: _plain(getattr(after, k)) for k in TIMING if getattr(after, k) != getattr(before, k)}
+    if timing:
+        entry["timing"] = timing
+        entry["timing_of_the_rest"] = {k: _plain(getattr(before, k)) for k in timing}
+    merged.setdefault("replaced", []).append(entry)
     return merged
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _settings_text(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in values.items())
 
 
 def replaced_lines(doc: dict[str, Any]) -> list[str]:
     """The report's lines on replaced rows (empty when none)."""
     return [f"rows of {', '.join(r['methods'])} ({r['rows']}) replaced by a later run on the same machine, "
             f"training settings and dense models: `{r['command']}` ({r['wall_seconds']} s wall, {r['created']})"
+            + (f"; timed with {_settings_text(r['timing'])} (the other rows: "
+               f"{_settings_text(r['timing_of_the_rest'])})" if r.get("timing") else "")
             for r in doc.get("replaced", [])]

@@ -266,8 +266,11 @@ def rows_table(doc: dict[str, Any]) -> list[str]:
 def _timing_line(settings: dict[str, Any]) -> str:
     """How latencies were taken: runs per median, match steps, the export's planning."""
     batches = settings.get("plan_batches") or settings.get("batches", [])
+    least = settings.get("min_seconds") or 0
+    runs = f"at least {settings.get('runs')} interleaved runs and {least:g} s" if least else (
+        f"{settings.get('runs')} interleaved runs")
     return (
-        f"- timing: medians of {settings.get('runs')} interleaved runs per batch, at most "
+        f"- timing: medians of {runs} per batch, at most "
         f"{settings.get('match_steps')} measured ratios per latency match; exports planned per block at batch "
         f"{'/'.join(str(b) for b in batches)} ({settings.get('plan_runs')} runs per candidate)"
     )

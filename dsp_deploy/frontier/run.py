@@ -65,7 +65,8 @@ class ModelSeedRun:
             )
 
         self.measurer = OnnxMeasurer(
-            dense_onnx, self.base / "onnx", tuple(s.batches), threads=1, runs=s.runs, exporter=exporter
+            dense_onnx, self.base / "onnx", tuple(s.batches), threads=1, runs=s.runs, exporter=exporter,
+            min_seconds=s.min_seconds,
         )
         self.matched_ratio: dict[float, float] = {}  # budget -> L1's latency-matched ratio (seeds PFS/SCP)
         self.curves: dict[str, list[tuple[float, float]]] = {}  # method -> measured (ratio, speedup) so far

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from dsp_deploy.errors import UsageError
+from dsp_deploy.runtime.timing import MEASURE_SECONDS
 
 METHODS: tuple[str, ...] = ("dsp-g2", "dsp-g4", "dsp-latency", "l1", "pfs", "scp", "dppnet")
 LABELS = {
@@ -54,6 +55,7 @@ class RunSettings:
     batches: tuple[int, ...] = (1, 32)
     match_batch: int = 32
     runs: int = 20
+    min_seconds: float = 0.0  # each timing lasts at least this long per batch (runs are a minimum then)
     match_steps: int = 6
     plan_runs: int = 5
     plan_batches: tuple[int, ...] | None = None  # batches the export's lowering is planned at (None: ``batches``)
@@ -78,6 +80,7 @@ class RunSettings:
                 "seeds",
                 "methods",
                 "runs",
+                "min_seconds",
                 "batches",
                 "match_steps",
                 "plan_runs",
@@ -137,6 +140,7 @@ BUDGETS: dict[str, RunSettings] = {
         search_epochs=1,
         final_epochs=2,
         runs=30,
+        min_seconds=MEASURE_SECONDS,
         match_steps=6,
         plan_runs=10,
         plan_batches=(32,),  # planned at the match batch, as a user deploying at batch 32 exports (b1: timed only)

@@ -66,12 +66,13 @@ def export_structures(
 
 
 def time_files_stats(
-    paths: Mapping[str, Path], target: Target, *, runs: int = 20, warmup: int = 3
+    paths: Mapping[str, Path], target: Target, *, runs: int = 20, warmup: int = 3, min_seconds: float = 0.0
 ) -> dict[str, dict[str, float]]:
     """{"median": ms, "min": ms} of each ONNX file on ``target``, interleaved, by the runtime's one
-    timing loop (ONNX Runtime CPU runners with the target's threads and batch)."""
+    timing loop (ONNX Runtime CPU runners with the target's threads and batch; at least ``runs``
+    rounds and ``min_seconds``)."""
     runners = {name: OrtRunner(Path(path), threads=target.threads, name=name) for name, path in paths.items()}
-    timed = time_runners(runners, (target.batch,), runs=runs, warmup=warmup)
+    timed = time_runners(runners, (target.batch,), runs=runs, warmup=warmup, min_seconds=min_seconds)
     return {name: {"median": per[target.batch].median_ms, "min": per[target.batch].min_ms}
             for name, per in timed.items()}
 
@@ -94,10 +95,11 @@ def measure_structures(
     plan_runs: int = 15,
     stat: str = "median",
     plan_batches: Sequence[int] | None = None,
+    min_seconds: float = 0.0,
 ) -> Any:
-    """Export and time ``structures`` side by side: name -> ``stat`` ms ("median" or "min"), or
-    name -> {"median", "min"} with ``stat="both"``. Exports are planned at ``plan_batches`` (default:
-    the target's batch)."""
+    """Export and time ``structures`` side by side (at least ``runs`` rounds and ``min_seconds``):
+    name -> ``stat`` ms ("median" or "min"), or name -> {"median", "min"} with ``stat="both"``.
+    Exports are planned at ``plan_batches`` (default: the target's batch)."""
     with tempfile.TemporaryDirectory(prefix="dsp-latency-") as tmp:
         paths = export_structures(
             structures,
@@ -108,5 +110,5 @@ def measure_structures(
             plan_batches=tuple(plan_batches or (target.batch,)),
             plan_runs=plan_runs,
         )
-        stats = time_files_stats(paths, target, runs=runs)
+        stats = time_files_stats(paths, target, runs=runs, min_seconds=min_seconds)
     return stats if stat == "both" else {k: v[stat] for k, v in stats.items()}

@@ -11,6 +11,7 @@ from typing import Any
 
 from dsp_deploy.errors import UsageError
 from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group, latency_record
+from dsp_deploy.runtime.timing import MEASURE_SECONDS
 from dsp_deploy.structure.ir import ModelStructure
 from dsp_deploy.targets import MEASURABLE_BACKENDS, Target, channel_multiple, make_target
 from dsp_deploy.utils.ratio_bracket import RatioBracket
@@ -30,6 +31,7 @@ class LatencyOptions:
     table: str | None = None             # latency table file (default: the per-target cache)
     measure: bool = True                 # export and time the result beside dense
     runs: int = 15
+    min_seconds: float = MEASURE_SECONDS  # each measured try times dense and the result for at least this long
     plan_cache: str | None = None        # the exporter's block timings (share a later export's to get its lowering)
     plan_runs: int = 15                  # the exporter's timed runs per block candidate
     plan_batches: tuple[int, ...] | None = None  # batches the exports are planned at (None: the target's)
@@ -158,6 +160,7 @@ def _measurer(opts: LatencyOptions, target: Target, topo: Any, state_dict: Mappi
         return None
     return lambda structure: measure_structures({"dense": dense_structure(topo), "pruned": structure}, target,
                                                 state_dict=state_dict, runs=max(opts.runs, 20), stat="both",
+                                                min_seconds=opts.min_seconds,
                                                 cache_path=opts.plan_cache, plan_runs=opts.plan_runs,
                                                 plan_batches=opts.plan_batches)
 

@@ -134,6 +134,20 @@ def test_time_budget_mode(onnx_pair: tuple[Path, Path]) -> None:
         run_benchmark([onnx_pair[0]], "ort-cpu", [1], runs=5, time_budget=1.0)
 
 
+def test_min_seconds_stretches_the_rounds(onnx_pair: tuple[Path, Path]) -> None:
+    """``runs`` is a minimum then: rounds go on until the time has passed (a tiny model: thousands)."""
+    import time
+
+    started = time.perf_counter()
+    rows = run_benchmark(list(onnx_pair), "ort-cpu", [1], threads=1, runs=5, min_seconds=0.3, warmup=1)
+    assert time.perf_counter() - started >= 0.3
+    assert rows[0].runs == rows[1].runs > 5  # interleaved: every variant the same rounds
+    assert run_benchmark([onnx_pair[0]], "ort-cpu", [1], threads=1, runs=50, min_seconds=1e-9)[0].runs == 50
+    for bad in ({"min_seconds": -1.0}, {"min_seconds": 1.0, "time_budget": 1.0, "runs": None}):
+        with pytest.raises(UsageError):
+            run_benchmark([onnx_pair[0]], "ort-cpu", [1], **{"runs": 5, **bad})
+
+
 def test_json_round_trip_and_table(onnx_pair: tuple[Path, Path], tmp_path: Path) -> None:
     rows = run_benchmark(list(onnx_pair), "ort-cpu,ort-cuda", [1], threads=1, runs=5, warmup=1)
     out = tmp_path / "res" / "bench.json"

@@ -109,7 +109,10 @@ def test_run_aims_inside_half_the_tolerance(tmp_path: Path, monkeypatch: pytest.
     from dsp_deploy.frontier.runner import Runner
 
     seen = []
-    monkeypatch.setitem(latency_match._LATENCY_TARGETED, "recorder", lambda source, target, **kw: seen.append(target))
-    Runner(settings_for("quick"), tmp_path).prune_to_latency("recorder", tmp_path / "x.pt", "resnet20",
-                                                             LatencyTarget(speedup=1.5, batch=32), 0)
-    assert seen == [LatencyTarget(speedup=1.5, batch=32, tolerance=0.025)]
+    monkeypatch.setitem(latency_match._LATENCY_TARGETED, "recorder",
+                        lambda source, target, **kw: seen.append((target, kw["min_seconds"])))
+    Runner(settings_for("full"), tmp_path).prune_to_latency("recorder", tmp_path / "x.pt", "resnet20",
+                                                            LatencyTarget(speedup=1.5, batch=32), 0)
+    # and its tries are timed as long as the run times every model
+    assert seen == [(LatencyTarget(speedup=1.5, batch=32, tolerance=0.025), settings_for("full").min_seconds)]
+    assert settings_for("full").min_seconds >= 3.0

@@ -34,12 +34,12 @@ def _doc(methods: tuple[str, ...], rows: list[dict], **settings) -> dict:
             "wall_seconds": 60.0, "training_budget": "n/a"}
 
 
-def _base() -> dict:
+def _base(**settings) -> dict:
     rows = []
     for seed in (0, 1):
         rows += [_row("dense", seed, 1.0, 80.0 + seed), _row("dsp-g2", seed, 1.5, 78.0),
                  _row("dsp-latency", seed, 1.5, None, status="skipped"), _row("l1", seed, 1.5, 79.0)]
-    return _doc(("dsp-g2", "dsp-latency", "l1"), rows)
+    return _doc(("dsp-g2", "dsp-latency", "l1"), rows, **settings)
 
 
 def _update(dense_acc: float = 80.0, **settings) -> dict:
@@ -56,6 +56,21 @@ def test_rows_of_the_update_methods_replace_the_old_ones_in_place() -> None:
     assert merged["replaced"] == [{"methods": ["dsp-latency"], "rows": 1, "command": "run dsp-latency",
                                    "created": "2026-12-02T00:00:00Z", "wall_seconds": 60.0, "source": "later.json"}]
     assert base["rows"][2]["status"] == "skipped"  # the input is not modified
+
+
+def test_rows_timed_otherwise_are_merged_and_say_how() -> None:
+    """Longer timing windows do not change a trained model: the rows merge, and the report names the difference."""
+    from dsp_deploy.frontier.merge import replaced_lines
+
+    base = _base(min_seconds=0.0)
+    del base["settings"]["min_seconds"]  # written before the setting existed: its default, 0
+    merged = replace_rows(base, _update(min_seconds=3.0, runs=40))
+    entry = merged["replaced"][0]
+    assert entry["timing"] == {"runs": 40, "min_seconds": 3.0}
+    assert entry["timing_of_the_rest"] == {"runs": 30, "min_seconds": 0.0}
+    assert replaced_lines(merged)[0].endswith("; timed with runs 40, min seconds 3.0 (the other rows: runs 30, "
+                                              "min seconds 0.0)")
+    assert "timing" not in replace_rows(_base(), _update())["replaced"][0]
 
 
 @pytest.mark.parametrize("update, message", [

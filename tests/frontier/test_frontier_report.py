@@ -142,7 +142,7 @@ def test_cached_only_trains_nothing(tmp_path: Path) -> None:
 
 def test_settings_key_tracks_training_settings() -> None:
     quick = settings_for("quick")
-    assert quick.key() == settings_for("quick", runs=99).key()  # timing settings do not retrain
+    assert quick.key() == settings_for("quick", runs=99, min_seconds=5.0).key()  # timing settings do not retrain
     assert quick.key() != settings_for("quick", final_epochs=5).key()
     assert settings_for("full").seeds == (0, 1) and settings_for("full").models == ("resnet20", "resnet56")
 

@@ -477,3 +477,19 @@ def test_tables_are_calibrated_on_structures_of_their_family():
     target = make_target(fingerprint=_fp("avx2"))
     assert calibration_family(1) == "channels" and calibration_family(4) is None
     assert default_table_path("resnet20", target, family="channels") != default_table_path("resnet20", target)
+
+
+def test_measured_tries_are_timed_for_the_minimum_window(monkeypatch):
+    """Each measured try times dense and the result for ``min_seconds`` (default MEASURE_SECONDS): a burst
+    of host contention shorter than that cannot decide a correction."""
+    from dsp_deploy.hardware import whole
+    from dsp_deploy.runtime.timing import MEASURE_SECONDS
+    from dsp_deploy.training.latency_prune import LatencyOptions, _measurer
+
+    seen = []
+    monkeypatch.setattr(whole, "measure_structures", lambda structures, target, **kw: seen.append(kw))
+    topo = topology("resnet20")
+    opts = LatencyOptions(LatencyGoal(speedup=1.5))
+    _measurer(opts, opts.target(), topo, {})(dense_structure(topo))
+    _measurer(LatencyOptions(LatencyGoal(speedup=1.5), min_seconds=0.5), opts.target(), topo, {})(dense_structure(topo))
+    assert [kw["min_seconds"] for kw in seen] == [MEASURE_SECONDS, 0.5]
