@@ -81,6 +81,7 @@ def _rows(s: dict) -> list[tuple[str, str]]:
         if "measured_ms" in lat:
             rows.append(("latency (measured)",
                          f"{lat['measured_ms']:.3f} ms vs dense {lat['measured_dense_ms']:.3f} ms "
-                         f"({lat['measured_speedup']:.2f}x)"))
+                         f"(medians: {lat['measured_speedup']:.2f}x, minimums: {lat['measured_speedup_min']:.2f}x; "
+                         f"judged by the {lat.get('judged_by', 'median')})"))
     rows += [("params reduction", f"{s['params_reduction_pct']:.2f}%"), ("time", f"{s['time_s']:.1f} s")]
     return rows

@@ -245,7 +245,7 @@ def export_checkpoint(
 class OnnxMeasurer:
     """Times candidates against ``dense_onnx`` in one interleaved ``run_benchmark`` call per candidate
     (ONNX Runtime CPU, ``threads`` intra-op threads, every batch of ``batches``; at least ``runs``
-    rounds and ``min_seconds`` per batch)."""
+    rounds and ``min_seconds`` per batch); latencies are each timing's ``stat`` ("median" or "min")."""
 
     dense_onnx: Path
     folder: Path
@@ -255,10 +255,11 @@ class OnnxMeasurer:
     warmup: int = 3
     exporter: Exporter = export_checkpoint
     min_seconds: float = 0.0
+    stat: str = "median"
     _count: int = 0
 
     def time_files(self, onnx: Path) -> tuple[dict[int, float], dict[int, float]]:
-        """(candidate median ms per batch, dense median ms per batch), interleaved."""
+        """(candidate ms per batch, dense ms per batch), interleaved, each the timing's ``stat``."""
         from dsp_deploy.bench import run_benchmark
         from dsp_deploy.bench.variants import Variant
 
@@ -274,7 +275,7 @@ class OnnxMeasurer:
         )
         got: dict[str, dict[int, float]] = {"dense": {}, "candidate": {}}
         for row in rows:
-            got[row.variant][row.batch] = float(row.median_ms)
+            got[row.variant][row.batch] = float(row.min_ms if self.stat == "min" else row.median_ms)
         return got["candidate"], got["dense"]
 
     def measure(self, candidate: Any, ratio: float, flops: int = 0, params: int = 0) -> Measurement:

@@ -29,6 +29,7 @@ def dsp_latency_pruner(
     table: str | Path | None = None,
     runs: int = 15,
     min_seconds: float = 0.0,
+    stat: str = "median",
     backend: str = "ort-cpu",
     threads: int = 1,
     measure: bool = True,
@@ -40,7 +41,8 @@ def dsp_latency_pruner(
     """The DSP checkpoint ``source`` (group-learned) pruned to ``target`` (speedup over dense or ms at
     ``target.batch``, within ``target.tolerance`` as measured) by the latency table at ``table`` (measured
     there with ``runs`` when absent, default: the per-target cache) and, with ``measure``, up to
-    ``corrections`` measured corrections (each timed for at least ``runs`` rounds and ``min_seconds``),
+    ``corrections`` measured corrections (each timed for at least ``runs`` rounds and ``min_seconds``,
+    judged by its ``stat``),
     its exports planned with ``plan_cache`` / ``plan_runs`` / ``plan_batches`` (the run's: its own export
     of the result then lowers each block as the measured try did); returns the pruned Checkpoint (the
     caller measures it again, like every other model)."""
@@ -58,6 +60,7 @@ def dsp_latency_pruner(
         table=str(table) if table is not None else None,
         runs=runs,
         min_seconds=min_seconds,
+        stat=stat,
         measure=measure,
         corrections=corrections,
         tolerance=target.tolerance,

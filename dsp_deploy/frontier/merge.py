@@ -15,7 +15,7 @@ from typing import Any
 
 from dsp_deploy.errors import BenchError
 
-TIMING = ("runs", "min_seconds", "match_steps", "plan_runs", "plan_batches")
+TIMING = ("runs", "min_seconds", "stat", "match_steps", "plan_runs", "plan_batches")
 """Settings that change how rows were timed, not what was trained."""
 
 

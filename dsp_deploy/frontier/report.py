@@ -269,8 +269,10 @@ def _timing_line(settings: dict[str, Any]) -> str:
     least = settings.get("min_seconds") or 0
     runs = f"at least {settings.get('runs')} interleaved runs and {least:g} s" if least else (
         f"{settings.get('runs')} interleaved runs")
+    stat = "minimums (robust to contention on a shared host; runtime.timing.STATS)" if settings.get("stat") == "min" \
+        else "medians"
     return (
-        f"- timing: medians of {runs} per batch, at most "
+        f"- timing: {stat} of {runs} per batch, at most "
         f"{settings.get('match_steps')} measured ratios per latency match; exports planned per block at batch "
         f"{'/'.join(str(b) for b in batches)} ({settings.get('plan_runs')} runs per candidate)"
     )

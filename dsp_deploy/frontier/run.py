@@ -66,7 +66,7 @@ class ModelSeedRun:
 
         self.measurer = OnnxMeasurer(
             dense_onnx, self.base / "onnx", tuple(s.batches), threads=1, runs=s.runs, exporter=exporter,
-            min_seconds=s.min_seconds,
+            min_seconds=s.min_seconds, stat=s.stat,
         )
         self.matched_ratio: dict[float, float] = {}  # budget -> L1's latency-matched ratio (seeds PFS/SCP)
         self.curves: dict[str, list[tuple[float, float]]] = {}  # method -> measured (ratio, speedup) so far

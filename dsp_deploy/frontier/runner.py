@@ -178,7 +178,7 @@ class Runner:
         # the run times the result again, independently of the try the pruner accepted: aiming inside half
         # the tolerance keeps that second measurement's noise from pushing a borderline try out of it
         aim = replace(target, tolerance=target.tolerance / 2)
-        return fn(source, aim, seed=seed, table=table, runs=s.runs, min_seconds=s.min_seconds,
+        return fn(source, aim, seed=seed, table=table, runs=s.runs, min_seconds=s.min_seconds, stat=s.stat,
                   corrections=s.match_steps - 1,
                   plan_cache=self.plan_cache(), plan_runs=s.plan_runs,
                   plan_batches=tuple(s.plan_batches or s.batches))

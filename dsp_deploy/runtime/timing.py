@@ -29,6 +29,12 @@ MEASURE_SECONDS = 3.0
 """``min_seconds`` of the timings that decide something (a latency-targeted try, a matched model):
 on the 2-core EPYC host a ResNet-20 export measured 1.91-2.04x of dense over ten 3 s windows where
 ten 0.5 s windows (30 rounds) gave 1.58-2.06x."""
+STATS = ("median", "min")
+"""What a decision reads off a timing. Contention on a shared host only ever adds time, and it can
+last minutes: the same ResNet-20 export's median ratio to dense gave 1.55-2.03x over ten 3 s windows
+in one minute while its minimum ratio gave 2.00-2.07x. The minimum estimates the uncontended
+latency (Chen & Revels, "Robust benchmarking in noisy environments", 2016); the median is what a
+loaded machine delivers."""
 
 
 def time_interleaved(runners: Sequence[Runner], *, runs: int | None = None, warmup: int = 0,

@@ -77,6 +77,8 @@ def add_latency_options(parser: argparse.ArgumentParser) -> None:
                        help="latency table to use/write (default: ~/.cache/dsp-deploy/latency/, keyed by the machine)")
     group.add_argument("--no-measure", action="store_true",
                        help="do not export and time the result beside dense (record the prediction only)")
+    group.add_argument("--latency-stat", choices=("median", "min"), default="median",
+                       help="what a measured try is judged by (default: median; min on a shared, noisy host)")
 
 
 def latency_options(args: argparse.Namespace, flops_reduction: float | None) -> Any:
@@ -88,4 +90,5 @@ def latency_options(args: argparse.Namespace, flops_reduction: float | None) -> 
     if goal is None:
         return None
     return LatencyOptions(goal, args.backend, args.target_threads, args.target_batch,
-                          getattr(args, "channel_multiple", None), args.latency_table, not args.no_measure)
+                          getattr(args, "channel_multiple", None), args.latency_table, not args.no_measure,
+                          stat=args.latency_stat)

@@ -11,7 +11,7 @@ from typing import Any
 
 from dsp_deploy.errors import UsageError
 from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group, latency_record
-from dsp_deploy.runtime.timing import MEASURE_SECONDS
+from dsp_deploy.runtime.timing import MEASURE_SECONDS, STATS
 from dsp_deploy.structure.ir import ModelStructure
 from dsp_deploy.targets import MEASURABLE_BACKENDS, Target, channel_multiple, make_target
 from dsp_deploy.utils.ratio_bracket import RatioBracket
@@ -32,6 +32,7 @@ class LatencyOptions:
     measure: bool = True                 # export and time the result beside dense
     runs: int = 15
     min_seconds: float = MEASURE_SECONDS  # each measured try times dense and the result for at least this long
+    stat: str = "median"                 # what a measured try is judged by: "median" or "min" (runtime.timing.STATS)
     plan_cache: str | None = None        # the exporter's block timings (share a later export's to get its lowering)
     plan_runs: int = 15                  # the exporter's timed runs per block candidate
     plan_batches: tuple[int, ...] | None = None  # batches the exports are planned at (None: the target's)
@@ -43,6 +44,8 @@ class LatencyOptions:
         if target.backend not in MEASURABLE_BACKENDS:
             raise UsageError(f"latency tables can be measured for {', '.join(MEASURABLE_BACKENDS)} only today, "
                              f"not backend '{target.backend}'")
+        if self.stat not in STATS:
+            raise UsageError(f"a measured try is judged by one of {', '.join(STATS)}, not '{self.stat}'")
         return target
 
 
@@ -193,12 +196,13 @@ class _Try:
     extra: dict[str, Any]
     measured: dict[str, dict[str, float]]
     smallest: bool  # the smallest allowed structure (the table put the budget out of reach)
+    stat: str = "median"  # which of the timing's statistics the try is judged by
 
     def goal_ms(self, goal: LatencyGoal) -> float:
-        return goal.budget_ms(self.measured["dense"]["median"])
+        return goal.budget_ms(self.measured["dense"][self.stat])
 
     def ms(self) -> float:
-        return self.measured["pruned"]["median"]
+        return self.measured["pruned"][self.stat]
 
     def miss(self, goal: LatencyGoal) -> float:
         """Relative distance of the measured latency from the goal (measured against dense)."""
@@ -247,7 +251,7 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
         structure, extra = found
         measured = None
     else:
-        tries = [_Try(ratio_of(found[0]), budget, *found, measure(found[0]), is_smallest)]
+        tries = [_Try(ratio_of(found[0]), budget, *found, measure(found[0]), is_smallest, opts.stat)]
         bracket = RatioBracket(one_point_exponent=1.0)  # from one try: latency as FLOPs (their proxy)
         top: float | None = None  # the deepest reduction the shape rules allow (built when first needed)
         while True:
@@ -267,7 +271,7 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
                 break
             deepest = ratio >= top - 1e-9
             found = smallest() if deepest else by_flops(ratio)
-            tries.append(_Try(ratio_of(found[0]), None, *found, measure(found[0]), deepest))
+            tries.append(_Try(ratio_of(found[0]), None, *found, measure(found[0]), deepest, opts.stat))
         best = min(tries, key=lambda t: t.miss(goal))
         structure, extra, measured = best.structure, best.extra, best.measured
     costs = count_costs(structure, topo)
@@ -276,6 +280,7 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
     record["flops"] = costs.flops
     record.update(extra)
     if measure is not None:
+        record["judged_by"] = opts.stat
         record["corrections"] = [t.step(goal) for t in tries]  # every measured try, the first included
     log.info("latency-targeted pruning: %s", record)
     return structure, record
@@ -304,6 +309,8 @@ def _measured_miss(goal: LatencyGoal, record: Mapping[str, Any]) -> float | None
     """Relative distance of a record's measured latency from the goal (None when not measured)."""
     if "measured_ms" not in record:
         return None
+    if record.get("judged_by") == "min":
+        return _relative_miss(record["measured_min_ms"], goal.budget_ms(record["measured_dense_min_ms"]))
     return _relative_miss(record["measured_ms"], goal.budget_ms(record["measured_dense_ms"]))
 
 

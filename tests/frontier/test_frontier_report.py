@@ -142,9 +142,24 @@ def test_cached_only_trains_nothing(tmp_path: Path) -> None:
 
 def test_settings_key_tracks_training_settings() -> None:
     quick = settings_for("quick")
-    assert quick.key() == settings_for("quick", runs=99, min_seconds=5.0).key()  # timing settings do not retrain
+    assert quick.key() == settings_for("quick", runs=99, min_seconds=5.0, stat="min").key()  # timing: no retraining
     assert quick.key() != settings_for("quick", final_epochs=5).key()
     assert settings_for("full").seeds == (0, 1) and settings_for("full").models == ("resnet20", "resnet56")
+
+
+def test_timing_line_names_the_statistic() -> None:
+    """The report says which statistic every latency is (the full run's minimums, or medians)."""
+    from dataclasses import asdict
+
+    from dsp_deploy.errors import UsageError
+    from dsp_deploy.frontier.report import _timing_line
+
+    full = asdict(settings_for("full"))
+    assert _timing_line(full).startswith("- timing: minimums (robust to contention")
+    assert "at least 30 interleaved runs and 3 s per batch" in _timing_line(full)
+    assert _timing_line(asdict(settings_for("quick"))).startswith("- timing: medians of 8 interleaved runs per batch")
+    with pytest.raises(UsageError, match="stat must be one of median, min"):
+        settings_for("full", stat="mean")
 
 
 def test_report_with_latency_targeted_rows(tmp_path: Path) -> None:
