@@ -34,8 +34,10 @@ def _dense(doc: dict[str, Any]) -> dict[tuple[str, int], Any]:
 
 
 def replace_rows(base: dict[str, Any], update: dict[str, Any], source: str = "update") -> dict[str, Any]:
-    """``base`` with the rows of ``update``'s methods (dense excepted) for ``update``'s models and seeds
-    replaced by ``update``'s; BenchError naming the difference when the runs are not comparable."""
+    """``base`` with the rows of ``update``'s methods for ``update``'s models and seeds replaced by
+    ``update``'s; a dense row too where ``update`` re-ran every method ``base`` has for that model and
+    seed (the same dense model, timed as the rows it brings). BenchError naming the difference when the
+    runs are not comparable."""
     if base.get("machine") != update.get("machine"):
         raise BenchError(f"{source} was measured on {update.get('machine')}, the results on {base.get('machine')}: "
                          "latencies from two machines are not comparable")
@@ -51,6 +53,7 @@ def replace_rows(base: dict[str, Any], update: dict[str, Any], source: str = "up
                              f"{dense_base[key]}%: its rows were trained from another dense model")
     methods = [m for m in update["settings"]["methods"] if m != "dense"]
     new = [r for r in update["rows"] if r["method"] in methods]
+    new += [r for r in update["rows"] if r["method"] == "dense" and _reruns_all(base, methods, r)]
     if not new:
         raise BenchError(f"{source} has no rows of its methods ({', '.join(methods) or 'none'}) to replace")
     by_key: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
@@ -68,12 +71,21 @@ def replace_rows(base: dict[str, Any], update: dict[str, Any], source: str = "up
     merged["rows"] = kept
     entry = {"methods": methods, "rows": len(new), "command": update.get("command"), "created": update.get("created"),
              "wall_seconds": update.get("wall_seconds"), "source": source}
+    retimed = [f"{r['model']} seed {r['seed']}" for r in new if r["method"] == "dense"]
+    if retimed:
+        entry["dense_retimed"] = retimed
     timing = {k: _plain(getattr(after, k)) for k in TIMING if getattr(after, k) != getattr(before, k)}
     if timing:
         entry["timing"] = timing
         entry["timing_of_the_rest"] = {k: _plain(getattr(before, k)) for k in timing}
     merged.setdefault("replaced", []).append(entry)
     return merged
+
+
+def _reruns_all(base: dict[str, Any], methods: list[str], dense: dict[str, Any]) -> bool:
+    """Whether ``methods`` cover every method ``base`` has rows of for ``dense``'s model and seed."""
+    had = {r["method"] for r in base["rows"] if (r["model"], r["seed"]) == (dense["model"], dense["seed"])}
+    return had - {"dense"} <= set(methods)
 
 
 def _plain(value: Any) -> Any:
@@ -90,4 +102,6 @@ def replaced_lines(doc: dict[str, Any]) -> list[str]:
             f"training settings and dense models: `{r['command']}` ({r['wall_seconds']} s wall, {r['created']})"
             + (f"; timed with {_settings_text(r['timing'])} (the other rows: "
                f"{_settings_text(r['timing_of_the_rest'])})" if r.get("timing") else "")
+            + (f"; its dense rows too ({', '.join(r['dense_retimed'])}: every method re-run)"
+               if r.get("dense_retimed") else "")
             for r in doc.get("replaced", [])]

@@ -28,7 +28,7 @@ MAX_BUDGET_ROUNDS = 1_000_000
 MEASURE_SECONDS = 3.0
 """``min_seconds`` of the timings that decide something (a latency-targeted try, a matched model):
 on the 2-core EPYC host a ResNet-20 export measured 1.91-2.04x of dense over ten 3 s windows where
-ten 0.5 s windows (30 rounds) gave 1.58-2.06x."""
+ten 0.5 s windows (30 rounds) gave 1.58-2.06x. Contention lasting minutes moves even those (`STATS`)."""
 STATS = ("median", "min")
 """What a decision reads off a timing. Contention on a shared host only ever adds time, and it can
 last minutes: the same ResNet-20 export's median ratio to dense gave 1.55-2.03x over ten 3 s windows

@@ -73,6 +73,23 @@ def test_rows_timed_otherwise_are_merged_and_say_how() -> None:
     assert "timing" not in replace_rows(_base(), _update())["replaced"][0]
 
 
+def test_a_model_seed_re_run_with_every_method_brings_its_dense_row() -> None:
+    """Seed 0 re-run with all of the base's methods: its dense row (same model, re-timed) comes along;
+    seed 1's and a partial re-run's dense rows stay."""
+    from dsp_deploy.frontier.merge import replaced_lines
+
+    dense = {**_row("dense", 0, 1.0, 80.0), "latency_ms": {"1": 0.9, "32": 27.0}}
+    update = _doc(("dsp-g2", "dsp-latency", "l1"), [dense, _row("dsp-g2", 0, 1.5, 78.5),
+                                                    _row("dsp-latency", 0, 1.5, 77.0), _row("l1", 0, 1.5, 79.5)])
+    merged = replace_rows(_base(), update)
+    assert [r["latency_ms"]["32"] for r in merged["rows"] if r["method"] == "dense"] == [27.0, 30.0]
+    assert merged["replaced"][0]["rows"] == 4 and merged["replaced"][0]["dense_retimed"] == ["resnet20 seed 0"]
+    assert replaced_lines(merged)[0].endswith("; its dense rows too (resnet20 seed 0: every method re-run)")
+    partial = _doc(("dsp-latency",), [dense, _row("dsp-latency", 0, 1.5, 77.0)])
+    assert [r["latency_ms"]["32"] for r in replace_rows(_base(), partial)["rows"] if r["method"] == "dense"] == [
+        30.0, 30.0]
+
+
 @pytest.mark.parametrize("update, message", [
     (_update(dense_acc=80.5), "dense resnet20 seed 0 tests at 80.5%, the results' at 80.0%"),
     (_update(dense_epochs=9), "trained under other settings"),
