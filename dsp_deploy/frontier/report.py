@@ -307,8 +307,9 @@ def report_markdown(doc: dict[str, Any], plots: Sequence[str] = ()) -> str:
         *[f"- {line}" for line in replaced_lines(doc)],
         f"- data: {doc.get('data_note') or doc['settings']['data']}",
         f"- same training budget for every method: {doc.get('training_budget')}",
-        "- latency budgets: each method's structure is pruned to the ratio whose measured latency (median, "
-        "interleaved with dense in one process) is within 5% of dense/budget at the match batch; DSP "
+        "- latency budgets: each method's structure is pruned to the ratio whose measured latency "
+        f"({doc['settings'].get('stat', 'median')}, interleaved with dense in one process; rows replaced by a run "
+        "timed otherwise: as its line above says) is within 5% of dense/budget at the match batch; DSP "
         "latency-targeted instead prunes to the budget as `prune --speedup` does (its latency table shapes the "
         "structure and gives the first try, measured corrections search the FLOPs reduction, up to "
         f"{doc['settings'].get('match_steps')} measured tries per channel alignment, as many as a "
