@@ -42,10 +42,9 @@ def dsp_latency_pruner(
     ``target.batch``, within ``target.tolerance`` as measured) by the latency table at ``table`` (measured
     there with ``runs`` when absent, default: the per-target cache) and, with ``measure``, up to
     ``corrections`` measured corrections (each timed for at least ``runs`` rounds and ``min_seconds``,
-    judged by its ``stat``),
-    its exports planned with ``plan_cache`` / ``plan_runs`` / ``plan_batches`` (the run's: its own export
-    of the result then lowers each block as the measured try did); returns the pruned Checkpoint (the
-    caller measures it again, like every other model)."""
+    judged by its ``stat``), its exports planned with ``plan_cache`` / ``plan_runs`` / ``plan_batches``
+    (the run's: its own export of the result then lowers each block as the measured try did); returns
+    the pruned Checkpoint (the caller measures it again, like every other model)."""
     from dsp_deploy.checkpoint import load_checkpoint
     from dsp_deploy.hardware.budget import LatencyGoal
     from dsp_deploy.training.latency_prune import LatencyOptions

@@ -77,7 +77,9 @@ def add_latency_options(parser: argparse.ArgumentParser) -> None:
                        help="latency table to use/write (default: ~/.cache/dsp-deploy/latency/, keyed by the machine)")
     group.add_argument("--no-measure", action="store_true",
                        help="do not export and time the result beside dense (record the prediction only)")
-    group.add_argument("--latency-stat", choices=("median", "min"), default="median",
+    from dsp_deploy.runtime.timing import STATS
+
+    group.add_argument("--latency-stat", choices=STATS, default="median",
                        help="what a measured try is judged by (default: median; min on a shared, noisy host)")
 
 
