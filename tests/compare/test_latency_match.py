@@ -130,3 +130,28 @@ def test_prior_within_tolerance_is_measured_first_and_absolute_targets_ignore_pr
     seen.clear()
     match_ratio(measure, LatencyTarget(ms=point.latency_ms[32], batch=32), start=0.3, prior=[(0.83, 9.0)])
     assert seen[0] == 0.3  # a prior speedup says nothing about an absolute latency
+
+
+def test_onnx_measurer_reads_its_statistic_over_its_window(monkeypatch, tmp_path) -> None:
+    """``stat="min"`` takes each timing's minimum (the full accuracy-latency run's), the default its median;
+    ``min_seconds`` reaches the timing loop."""
+    from pathlib import Path
+
+    import dsp_deploy.bench as bench
+    from dsp_deploy.bench.results import ResultRow
+    from dsp_deploy.compare.latency_match import OnnxMeasurer
+
+    seen = []
+
+    def timed(variants, backends, batches, **kw):
+        seen.append(kw["min_seconds"])
+        return [ResultRow(variant=v.name, path=str(v.path), backend="ort-cpu", batch=b, median_ms=2.0 * (i + 1),
+                          min_ms=1.0 * (i + 1)) for b in batches for i, v in enumerate(variants)]
+
+    monkeypatch.setattr(bench, "run_benchmark", timed)
+    files = (Path(tmp_path / "dense.onnx"), Path(tmp_path / "candidate.onnx"))
+    by_min = OnnxMeasurer(files[0], tmp_path, (1, 32), stat="min", min_seconds=3.0).time_files(files[1])
+    by_median = OnnxMeasurer(files[0], tmp_path, (1, 32)).time_files(files[1])
+    assert by_min == ({1: 2.0, 32: 2.0}, {1: 1.0, 32: 1.0})
+    assert by_median == ({1: 4.0, 32: 4.0}, {1: 2.0, 32: 2.0})
+    assert seen == [3.0, 0.0]
