@@ -258,6 +258,11 @@ class OnnxMeasurer:
     stat: str = "median"
     _count: int = 0
 
+    def __post_init__(self) -> None:
+        from dsp_deploy.runtime.timing import check_stat
+
+        check_stat(self.stat, "the measurer's statistic")
+
     def time_files(self, onnx: Path) -> tuple[dict[int, float], dict[int, float]]:
         """(candidate ms per batch, dense ms per batch), interleaved, each the timing's ``stat``."""
         from dsp_deploy.bench import run_benchmark

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from dsp_deploy.errors import UsageError
-from dsp_deploy.runtime.timing import MEASURE_SECONDS, STATS
+from dsp_deploy.runtime.timing import MEASURE_SECONDS, check_stat
 
 METHODS: tuple[str, ...] = ("dsp-g2", "dsp-g4", "dsp-latency", "l1", "pfs", "scp", "dppnet")
 LABELS = {
@@ -166,8 +166,7 @@ def settings_for(budget: str, **changes: Any) -> RunSettings:
         raise UsageError("give at least one seed")
     if settings.latency_groups < 2:
         raise UsageError("latency-groups must be >= 2 (DSP groups)")
-    if settings.stat not in STATS:
-        raise UsageError(f"stat must be one of {', '.join(STATS)}, got '{settings.stat}'")
+    check_stat(settings.stat, "stat")
     if settings.match_batch not in settings.batches:
         raise UsageError(f"the match batch {settings.match_batch} must be one of the batches timed")
     if any(s <= 1.0 for s in settings.speedups):

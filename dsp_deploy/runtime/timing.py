@@ -21,6 +21,7 @@ import gc
 import time
 from collections.abc import Mapping, Sequence
 
+from dsp_deploy.errors import UsageError
 from dsp_deploy.runtime.runner import Runner, make_feed
 from dsp_deploy.runtime.stats import Summary, summarize
 
@@ -35,6 +36,14 @@ last minutes: the same ResNet-20 export's median ratio to dense gave 1.55-2.03x 
 in one minute while its minimum ratio gave 2.00-2.07x. The minimum estimates the uncontended
 latency (Chen & Revels, "Robust benchmarking in noisy environments", 2016); the median is what a
 loaded machine delivers."""
+
+
+def check_stat(stat: str, setting: str) -> str:
+    """``stat`` if it is one of `STATS`, else a UsageError naming the ``setting`` it was given as (a
+    misspelt statistic must not fall back to the median silently)."""
+    if stat not in STATS:
+        raise UsageError(f"{setting} must be one of {', '.join(STATS)}, not '{stat}'")
+    return stat
 
 
 def time_interleaved(runners: Sequence[Runner], *, runs: int | None = None, warmup: int = 0,

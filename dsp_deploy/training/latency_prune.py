@@ -11,7 +11,7 @@ from typing import Any
 
 from dsp_deploy.errors import UsageError
 from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group, latency_record
-from dsp_deploy.runtime.timing import MEASURE_SECONDS, STATS
+from dsp_deploy.runtime.timing import MEASURE_SECONDS, check_stat
 from dsp_deploy.structure.ir import ModelStructure
 from dsp_deploy.targets import MEASURABLE_BACKENDS, Target, channel_multiple, make_target
 from dsp_deploy.utils.ratio_bracket import RatioBracket
@@ -44,8 +44,7 @@ class LatencyOptions:
         if target.backend not in MEASURABLE_BACKENDS:
             raise UsageError(f"latency tables can be measured for {', '.join(MEASURABLE_BACKENDS)} only today, "
                              f"not backend '{target.backend}'")
-        if self.stat not in STATS:
-            raise UsageError(f"a measured try is judged by one of {', '.join(STATS)}, not '{self.stat}'")
+        check_stat(self.stat, "--latency-stat")
         return target
 
 
@@ -226,7 +225,8 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
     and it can make measured latency jump where predicted latency barely moves. So the corrections
     search the whole-model FLOPs reduction instead (``by_flops(ratio)``: the pruner's structure of the
     fewest FLOPs within ``1 - ratio`` of dense's, same shape rules), bracketing the goal between
-    measured tries as a latency match does (`RatioBracket`). Where the table puts the goal out of reach,
+    measured tries as a latency match does (`RatioBracket`); a correction that lands on a structure
+    already measured ends the loop (its timing would add nothing). Where the table puts the goal out of reach,
     the smallest allowed structure is measured before giving up. TrainingError when the goal is out of
     reach by the table and, measured, by the smallest structure."""
     from dsp_deploy.errors import TrainingError
@@ -271,6 +271,9 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
                 break
             deepest = ratio >= top - 1e-9
             found = smallest() if deepest else by_flops(ratio)
+            if any(found[0].layers == t.structure.layers for t in tries):
+                log.info("the next correction is a structure already measured (the pruner's steps are discrete): done")
+                break
             tries.append(_Try(ratio_of(found[0]), None, *found, measure(found[0]), deepest, opts.stat))
         best = min(tries, key=lambda t: t.miss(goal))
         structure, extra, measured = best.structure, best.extra, best.measured

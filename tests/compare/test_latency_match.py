@@ -155,3 +155,5 @@ def test_onnx_measurer_reads_its_statistic_over_its_window(monkeypatch, tmp_path
     assert by_min == ({1: 2.0, 32: 2.0}, {1: 1.0, 32: 1.0})
     assert by_median == ({1: 4.0, 32: 4.0}, {1: 2.0, 32: 2.0})
     assert seen == [3.0, 0.0]
+    with pytest.raises(UsageError, match="the measurer's statistic must be one of median, min, not 'mn'"):
+        OnnxMeasurer(files[0], tmp_path, (1, 32), stat="mn")  # not silently the median

@@ -158,7 +158,7 @@ def test_timing_line_names_the_statistic() -> None:
     assert _timing_line(full).startswith("- timing: minimums (robust to contention")
     assert "at least 30 interleaved runs and 3 s per batch" in _timing_line(full)
     assert _timing_line(asdict(settings_for("quick"))).startswith("- timing: medians of 8 interleaved runs per batch")
-    with pytest.raises(UsageError, match="stat must be one of median, min"):
+    with pytest.raises(UsageError, match="stat must be one of median, min, not 'mean'"):
         settings_for("full", stat="mean")
 
 

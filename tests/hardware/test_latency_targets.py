@@ -160,8 +160,29 @@ def test_tries_are_judged_by_the_chosen_statistic():
     by_median = _closed_loop(table, topo, pruner, 1.3, lambda ms: ms, contention=1.25)[1]
     assert by_median["judged_by"] == "median" and abs(by_median["measured_speedup"] - 1.3) <= 0.05 * 1.3
     assert by_median["flops_reduction_pct"] > by_min["flops_reduction_pct"]
-    with pytest.raises(UsageError, match="judged by one of median, min"):
+    with pytest.raises(UsageError, match="--latency-stat must be one of median, min, not .mean."):
         LatencyOptions(LatencyGoal(speedup=1.3), stat="mean").target()
+
+
+def test_a_correction_landing_on_a_measured_structure_ends_the_loop():
+    """Where the pruner's FLOPs steps are too coarse to give a new structure (here every FLOPs search
+    returns the first try's), a correction would time the same export again: the loop stops, one try."""
+    from dsp_deploy.training.latency_prune import LatencyOptions, to_budget
+
+    table = synthetic_table("resnet20", 2, make_target(fingerprint=_fp("avx2")))
+    topo, pruner = _pruner(table)
+    first = pruner.search_cost(lambda s: table.predict(s, topo), 0.8 * table.predict(dense_structure(topo), topo))[2]
+    timed = []
+
+    def measure(structure):
+        timed.append(structure)
+        return {"dense": {"median": 10.0, "min": 10.0}, "pruned": {"median": 9.5, "min": 9.5}}  # misses 1.3x
+
+    opts = LatencyOptions(LatencyGoal(speedup=1.3), corrections=3)
+    structure, record = to_budget(opts, make_target(fingerprint=_fp("avx2")), table, topo,
+                                  lambda budget: (first, {}), lambda ratio: (first, {}),
+                                  lambda: (pruner.structure(1.0), {}), measure)
+    assert len(timed) == 1 and len(record["corrections"]) == 1 and structure is first
 
 
 def test_goal_beyond_the_table_is_measured_before_refusing():
