@@ -40,8 +40,9 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def resnet50_checkpoint(seed: int = 0, channel_multiple: int = 0):
-    """Random-weight ResNet-50 with a G=2, 70% FLOPs-reduction structure ("total" metric)."""
+def resnet50_checkpoint(seed: int = 0, channel_multiple: int = 0, shaped: bool = False):
+    """Random-weight ResNet-50 with a G=2, 70% FLOPs-reduction structure ("total" metric); ``shaped``:
+    pruned for this machine at batch 1 (``prune --hardware-aware``, alignment ``channel_multiple``)."""
     import torch
 
     from dsp_deploy.checkpoint import Checkpoint
@@ -55,6 +56,16 @@ def resnet50_checkpoint(seed: int = 0, channel_multiple: int = 0):
         from dsp_deploy.training.pruning import GroupChannelPruner
 
         assignments = one_shot_assignments(topo, state, 2)
+        if shaped:
+            from dsp_deploy.training.hardware_prune import HardwareTarget, dsp_to_flops_on_target
+
+            found = dsp_to_flops_on_target(HardwareTarget(batch=1, channel_multiple=channel_multiple or None), topo,
+                                           state, assignments, 2, {"method": "dsp"}, 0.70, "total")
+            r = found.record
+            return Checkpoint("resnet50", state, found.result.structure), model, (
+                f"training one-shot pruning shaped for this machine at batch 1 (balanced k-means groups, global "
+                f"threshold, --hardware-aware: channel multiple {r['channel_multiple']}, {r['one_group_layers']} "
+                f"layer(s) fell back to one group)")
         how = "training one-shot pruning (balanced k-means groups, global threshold" + (
             f", hardware-aligned --channel-multiple {channel_multiple})" if channel_multiple > 1 else ")")
         pruner = GroupChannelPruner(topo, state, assignments, 2, channel_multiple=channel_multiple or None)

@@ -4,10 +4,16 @@ ONNX Runtime CPU with 1 intra-op thread (variants interleaved run by run in one 
 - ``r56``: the authors' ResNet-56 g=2 checkpoint, ``--lowering auto``, batch 1 and 32
   (targets >= 1.15x and >= 1.25x dense);
 - ``r50``: ImageNet ResNet-50 G=2 at -70% whole-model FLOPs (random weights, one-shot pruning)
-  with every group's channel counts in the target's multiple (``--channel-multiple``, 8 = AVX2's
-  8-float vectors, 16 = AVX-512), batch 1 (target >= 2.5x);
+  shaped for this machine at batch 1 (``prune --hardware-aware``: every group's channel counts in the
+  target's multiple, ``--channel-multiple``, 8 = AVX2's 8-float vectors, 16 = AVX-512; one group where
+  the latency table says groups cost more), batch 1 (target >= 2.5x); ``r50f``: the same pruned by
+  FLOPs alone with the alignment (no target);
 - ``r20``: the demo's ResNet-20 G=4 at -60% block FLOPs (the structure ``dsp-deploy demo`` learnt
-  on Fashion-MNIST, committed in ``bench/data/``, with random weights), batch 32 (target >= 1.2x).
+  on Fashion-MNIST and pruned shaped for its machine, ``prune --hardware-aware --target-batch 32``,
+  committed in ``bench/data/`` with the machine it was shaped for; ``--demo-structure`` takes your own
+  demo's ``pruned.pt``), random weights, batch 32 (target >= 1.2x);
+- ``r20f``: the same learnt groups pruned by FLOPs alone (``dsp-deploy demo --flops-only``), for
+  reference (no target).
 
 The exporter gets the same ``--channel-multiple`` (its padding / candidate alignment). Prints the
 CPU model and ISA; writes a markdown report.
@@ -33,28 +39,30 @@ from dsp_deploy.export import export_onnx  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "dsp-reference"
 DEMO_STRUCTURE = ROOT / "bench" / "data" / "demo_resnet20_g4_structure.json"
-SETTINGS = ("r56", "r50", "r20")
+FLOPS_ONLY_STRUCTURE = ROOT / "bench" / "data" / "demo_resnet20_g4_flops_only_structure.json"
+SETTINGS = ("r56", "r50", "r50f", "r20", "r20f")
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def demo_checkpoint(seed: int = 0):
-    """The demo's learnt ResNet-20 G=4 -60% structure on a randomly initialised ResNet-20."""
+def demo_checkpoint(path: Path = DEMO_STRUCTURE, seed: int = 0):
+    """A demo's learnt ResNet-20 G=4 -60% structure (a structure JSON or a checkpoint) on a randomly
+    initialised ResNet-20."""
     import torch
 
-    from dsp_deploy.checkpoint import Checkpoint
+    from dsp_deploy.checkpoint import Checkpoint, load_checkpoint
     from dsp_deploy.models import create
     from dsp_deploy.structure.io import load_structure
 
-    structure = load_structure(DEMO_STRUCTURE)
+    structure = load_structure(path) if str(path).endswith(".json") else load_checkpoint(path).structure
     torch.manual_seed(seed)
     model = create("resnet20", num_classes=structure.num_classes, in_channels=structure.in_channels)
     return Checkpoint("resnet20", model.state_dict(), structure), model
 
 
-def setting(name: str, multiple: int):
+def setting(name: str, multiple: int, demo: Path = DEMO_STRUCTURE):
     """(title, pruned checkpoint, dense torch model, model name, input shape, batches, targets)."""
     import torch
 
@@ -66,22 +74,26 @@ def setting(name: str, multiple: int):
         return ("ResNet-56 g=2 (authors' checkpoint), CIFAR 32x32", import_authors_checkpoint(
             str(REFERENCE / "resnet56_g2.pt")), create("resnet56"), "resnet56", (3, 32, 32), (1, 32),
             {1: 1.15, 32: 1.25})
-    if name == "r50":
-        ck, dense, how = resnet50_checkpoint(channel_multiple=multiple)
+    if name in ("r50", "r50f"):
+        ck, dense, how = resnet50_checkpoint(channel_multiple=multiple, shaped=name == "r50")
         return (f"ResNet-50 G=2 -70% whole-model FLOPs, 224x224 ({how})", ck, dense, "resnet50", (3, 224, 224),
-                (1,), {1: 2.5})
+                (1,), {1: 2.5} if name == "r50" else {})
     from dsp_deploy.checkpoint import Checkpoint
     from dsp_deploy.models import topology
     from dsp_deploy.structure import dense_structure
 
-    ck, _ = demo_checkpoint()
+    ck, _ = demo_checkpoint(demo if name == "r20" else FLOPS_ONLY_STRUCTURE)
     torch.manual_seed(1)
     st = ck.structure
     dense_model = create("resnet20", num_classes=st.num_classes, in_channels=st.in_channels)
     dense = Checkpoint("resnet20", dense_model.state_dict(),  # a checkpoint: it keeps the 1-channel input
                        dense_structure(topology("resnet20", st.num_classes, st.input_size, st.in_channels)))
-    return ("ResNet-20 G=4 -60% block FLOPs (the demo's learnt structure, Fashion-MNIST 28x28)", ck, dense,
-            "resnet20", (1, 28, 28), (1, 32), {32: 1.2})
+    shaped = st.metadata.get("shaped_for")
+    how = (f"shaped for {shaped['fingerprint']['cpu']} ({shaped['fingerprint']['isa']}), batch {shaped['batch']}, "
+           f"channel multiple {st.metadata.get('channel_multiple')}: {sum(layer.groups > 1 for layer in st.layers)} "
+           f"layer(s) grouped" if shaped else "pruned by FLOPs alone")
+    return (f"ResNet-20 G=4 -60% block FLOPs (the demo's learnt structure, Fashion-MNIST 28x28, {how})", ck, dense,
+            "resnet20", (1, 28, 28), (1, 32), {32: 1.2} if name == "r20" else {})
 
 
 def executed(paths: dict[str, Path]) -> tuple[str, float]:
@@ -98,11 +110,12 @@ def executed(paths: dict[str, Path]) -> tuple[str, float]:
     return "Executed per image: " + "; ".join(cells) + ".", macs_of["dense model"] / macs_of["auto"]
 
 
-def run_setting(name: str, multiple: int, runs: int, work: Path, breakdown: bool = False) -> tuple[str, list[tuple]]:
+def run_setting(name: str, multiple: int, runs: int, work: Path, breakdown: bool = False,
+                demo: Path = DEMO_STRUCTURE) -> tuple[str, list[tuple]]:
     """Export dense and auto, time them interleaved; returns (markdown section, verdict rows)."""
     from dsp_deploy.structure import count_costs
 
-    title, ck, dense, model_name, shape, batches, targets = setting(name, multiple)
+    title, ck, dense, model_name, shape, batches, targets = setting(name, multiple, demo)
     cache = str(work / "planner-cache.json")
     start = time.perf_counter()
     paths = {"dense model": export_onnx(dense, work / f"{name}_dense.onnx", lowering="dense",
@@ -132,7 +145,7 @@ def run_setting(name: str, multiple: int, runs: int, work: Path, breakdown: bool
     if breakdown:
         from dsp_deploy.bench.breakdown import breakdown_onnx_files, format_breakdown
 
-        batch = max(targets)
+        batch = max(targets or batches)
         columns = breakdown_onnx_files(paths, batch, input_shape=shape, runs=max(5, runs // 4))
         section += (f"\n\nWhere the time goes at batch {batch} (ONNX Runtime profiler, median kernel ms per node, "
                     f"summed by category):\n\n" + format_breakdown(columns, baseline="dense model"))
@@ -191,6 +204,9 @@ def main() -> int:
     parser.add_argument("--breakdown", action="store_true", help="add a per-category ORT profile at the target batch")
     parser.add_argument("--out", help="markdown report to write (default: print only)")
     parser.add_argument("--work", help="folder for the ONNX files (default: a temporary folder)")
+    parser.add_argument("--demo-structure", type=Path, default=DEMO_STRUCTURE, metavar="FILE",
+                        help="the r20 structure: a structure JSON or your demo's pruned.pt (default: the committed "
+                             "one, shaped for the machine it names)")
     args = parser.parse_args()
 
     import onnxruntime as ort
@@ -213,7 +229,7 @@ def main() -> int:
     load0 = os.getloadavg()
     sections, verdicts = [], []
     for name in names:
-        section, rows = run_setting(name, args.channel_multiple, args.runs, work, args.breakdown)
+        section, rows = run_setting(name, args.channel_multiple, args.runs, work, args.breakdown, args.demo_structure)
         sections.append(section)
         verdicts += rows
     if args.kernels:
@@ -221,7 +237,8 @@ def main() -> int:
     load1 = os.getloadavg()
     command = f"python bench/hw_speed.py --runs {args.runs} --channel-multiple {args.channel_multiple}" + (
         f" --only {args.only}" if names != list(SETTINGS) else "") + (" --breakdown" if args.breakdown else "") + (
-        " --kernels" if args.kernels else "")
+        " --kernels" if args.kernels else "") + (
+        f" --demo-structure {args.demo_structure}" if args.demo_structure != DEMO_STRUCTURE else "")
     text = (f"# Hardware speed targets (issue 11), ONNX Runtime CPU, 1 thread\n\nCommand: `{command}`\n\n"
             f"Machine: {machine}. Load average {load0[0]:.1f} at start, {load1[0]:.1f} at end. Sessions: "
             f"intra_op 1, sequential, ORT_ENABLE_ALL; dense and auto interleaved run by run, median of {args.runs} "

@@ -34,6 +34,8 @@ class DemoOptions:
     group_epochs: int = 2
     finetune_epochs: int = 4
     match_steps: int = 3      # measured re-prunings of the channel model to DSP's latency (closing table)
+    hardware_aware: bool = True  # shape the pruned structure for this machine (prune --hardware-aware)
+    target_batch: int = 32    # the batch it is shaped for (the closing table's)
     batch_size: int = 64
     lr: float = 0.05          # dense training (1 warm-up epoch, then cosine)
     group_lr: float = 0.02    # weights during group learning
@@ -113,12 +115,20 @@ def step_group_learning(state: DemoState) -> None:
 
 
 def step_prune(state: DemoState) -> None:
+    from dsp_deploy.errors import TrainingError
+    from dsp_deploy.training.hardware_prune import HardwareTarget
     from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
 
     o = state.options
     out = str(state.out / "pruned.pt")
-    summary = prune_checkpoint(PruneOptions(state.files["group-learned checkpoint"], out, o.flops_reduction,
-                                            progress=o.progress))
+    source = state.files["group-learned checkpoint"]
+    try:
+        summary = prune_checkpoint(PruneOptions(source, out, o.flops_reduction, progress=o.progress,
+                                                hardware=HardwareTarget(batch=o.target_batch) if o.hardware_aware
+                                                else None))
+    except TrainingError as exc:  # the shape rules cannot reach the FLOPs target here: prune by FLOPs alone
+        log.warning("pruning shaped for this machine failed (%s); pruning by FLOPs alone", exc)
+        summary = prune_checkpoint(PruneOptions(source, out, o.flops_reduction, progress=o.progress))
     state.files["pruned checkpoint"] = out
     state.results["prune"] = summary
 
@@ -168,7 +178,8 @@ def step_evaluate(state: DemoState) -> None:
 DEMO_STEPS: list[DemoStep] = [
     DemoStep("dense", "train a dense model", step_dense),
     DemoStep("group-learning", "DSP differentiable group learning from the dense model", step_group_learning),
-    DemoStep("prune", "group channel pruning to the FLOPs target", step_prune),
+    DemoStep("prune", "group channel pruning to the FLOPs target (shaped for this machine unless --flops-only)",
+             step_prune),
     DemoStep("finetune", "fine-tune with the structure enforced", step_finetune),
     DemoStep("evaluate", "reload and evaluate the dense and pruned checkpoints", step_evaluate),
     DemoStep("export+bench", "export to ONNX and time dense vs DSP vs channel pruning at matched FLOPs",
@@ -201,6 +212,7 @@ def run_demo(options: DemoOptions, steps: list[DemoStep] | None = None) -> dict[
         step.run(state)
         timings.append({"name": step.name, "description": step.description, "time_s": round(time.time() - t0, 2)})
     return {"model": options.model, "data": options.data, "data_note": options.data_note, "groups": options.groups,
+            "hardware_aware": options.hardware_aware,
             "target_flops_reduction_pct": 100 * options.flops_reduction, "steps": timings,
             "total_time_s": round(time.time() - started, 2), "results": state.results, "files": state.files}
 
@@ -212,6 +224,12 @@ def format_demo_summary(summary: dict[str, Any]) -> str:
              f"target {summary['target_flops_reduction_pct']:.0f}% fewer FLOPs (DSP convention)"]
     if summary.get("data_note"):
         lines.append(f"  {summary['data_note']}")
+    shaped = (res.get("prune") or {}).get("hardware")
+    if shaped:
+        lines.append(f"  pruning shaped for this machine (ONNX Runtime CPU, batch {shaped['target']['batch']}): "
+                     f"channel multiple {shaped['channel_multiple']}, {shaped['grouped_layers']} layer(s) kept "
+                     f"{summary['groups']} groups, {shaped['one_group_layers']} fell back to one group (their groups "
+                     f"cost more than they save here); --flops-only prunes by FLOPs alone")
     lines.append("")
     lines += [f"  {s['name']:<16} {s['time_s']:>7.1f} s  {s['description']}" for s in summary["steps"]]
     lines.append(f"  {'total':<16} {summary['total_time_s']:>7.1f} s")

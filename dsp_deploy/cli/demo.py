@@ -27,6 +27,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"group-learning epochs (default: {d.group_epochs})")
     parser.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
                         help=f"fine-tuning epochs (default: {d.finetune_epochs})")
+    parser.add_argument("--flops-only", action="store_true",
+                        help="prune by FLOPs alone, as the paper does (default: shape the structure for this machine, "
+                             "as `prune --hardware-aware --target-batch 32`: on a CPU most layers then fall back to "
+                             "one group, which runs faster at the same FLOPs)")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"seed (default: {d.seed})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -41,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     summary = run_demo(DemoOptions(out=args.out, data=data, data_note=note, groups=args.groups,
                                    flops_reduction=args.flops_reduction, dense_epochs=args.epochs,
                                    group_epochs=args.group_epochs, finetune_epochs=args.finetune_epochs,
-                                   seed=args.seed, progress=not args.no_progress))
+                                   seed=args.seed, progress=not args.no_progress,
+                                   hardware_aware=not args.flops_only))
     print(summary_document("demo-summary", summary) if args.json else format_demo_summary(summary))
     return 0

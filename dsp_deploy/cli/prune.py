@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from dsp_deploy.cli import as_flag
-from dsp_deploy.training.cli_args import add_latency_options, latency_options, report_summary
+from dsp_deploy.training.cli_args import add_latency_options, hardware_target, latency_options, report_summary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +30,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "AVX-512 kernels; the groups and the FLOPs target are unchanged. With --latency-target/"
                              "--speedup it defaults to the target's alignment (8 on AVX2, 16 on AVX-512/AMX)")
     add_latency_options(parser)
+    parser.add_argument("--hardware-aware", action="store_true",
+                        help="with --flops-reduction: shape the structure for the target (--backend, "
+                             "--target-threads, --target-batch; its latency table): group sizes in its channel "
+                             "multiple (finer where the target cannot be reached), one group where groups cost "
+                             "more than they save, and on ort-cpu a one-group conv's stream reads and block "
+                             "outputs kept whole (pruned they would run as zeros), so the FLOPs cut are the ones "
+                             "the export saves")
     parser.add_argument("--out", required=True, metavar="P.pt", help="pruned checkpoint to write")
     parser.add_argument("--recipe", metavar="NAME|FILE",
                         help="shipped recipe name or JSON file whose 'prune' section gives defaults")
@@ -42,7 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-SPELLED = {"target": "--flops-reduction R (e.g. 0.6 for 60% fewer FLOPs), --latency-target MS or --speedup X"}
+SPELLED = {"target": "--flops-reduction R (e.g. 0.6 for 60% fewer FLOPs), --latency-target MS or --speedup X",
+           "hardware": "--hardware-aware"}
 """How the command line spells the pruning options that are not one flag (the others: --flag-name)."""
 
 
@@ -51,12 +59,13 @@ def run(args: argparse.Namespace) -> int:
     from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
 
     latency = latency_options(args, args.flops_reduction)
+    hardware = hardware_target(args)
     try:
         summary = prune_checkpoint(PruneOptions(
             checkpoint=args.checkpoint, out=args.out, flops_reduction=args.flops_reduction,
             flops_metric=args.flops_metric, groups=args.groups, seed=args.seed, progress=not args.no_progress,
             channel_multiple=args.channel_multiple, latency=latency, model=args.model, criterion=args.criterion,
-            recipe=args.recipe))
+            recipe=args.recipe, hardware=hardware))
     except OptionError as exc:
         raise as_flag(exc, SPELLED) from None
     return report_summary(summary, args.json, _rows, kind="prune-summary")
@@ -83,5 +92,17 @@ def _rows(s: dict) -> list[tuple[str, str]]:
                          f"{lat['measured_ms']:.3f} ms vs dense {lat['measured_dense_ms']:.3f} ms "
                          f"(medians: {lat['measured_speedup']:.2f}x, minimums: {lat['measured_speedup_min']:.2f}x; "
                          f"judged by the {lat.get('judged_by', 'median')})"))
+    hw = s.get("hardware")
+    if hw:
+        fp, native = hw["target"]["fingerprint"], hw["target"]["channel_multiple"]
+        used = hw["channel_multiple"]
+        rows.append(("shaped for", f"{hw['target']['backend']}, {hw['target']['threads']} thread(s), batch "
+                                   f"{hw['target']['batch']}, {fp['cpu']} ({fp['isa']}), channel multiple {used}"
+                                   + (f" (the target's {native} could not reach the FLOPs target)"
+                                      if used != native else "")))
+        rows.append(("groups kept", f"{hw['grouped_layers']} layer(s) grouped, {hw['one_group_layers']} one group "
+                                    "(where groups cost more than they save)"))
+        rows.append(("latency (predicted)", f"{hw['predicted_ms']:.3f} ms vs dense {hw['predicted_dense_ms']:.3f} ms "
+                                            f"({hw['predicted_speedup']:.2f}x)"))
     rows += [("params reduction", f"{s['params_reduction_pct']:.2f}%"), ("time", f"{s['time_s']:.1f} s")]
     return rows

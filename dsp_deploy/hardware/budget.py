@@ -1,6 +1,7 @@
 """Pruning to a latency budget: the goal (``--latency-target MS`` or ``--speedup X`` over the dense
 model on the same target), the one-group fallback where the latency table says a layer's groups
-cost more than they save, and the record a latency-targeted result carries."""
+cost more than they save, the whole-stream rule of a target whose export reads and writes the
+residual stream whole, and the record a latency-targeted result carries."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 
 from dsp_deploy.errors import UsageError
 from dsp_deploy.hardware.latency import LatencyTable
-from dsp_deploy.models.topology import Topology
+from dsp_deploy.models.topology import ROLE_BLOCK_OUT, Topology
 from dsp_deploy.structure.ir import PRUNED, ConvStructure, ModelStructure
+from dsp_deploy.structure.validate import live_channels
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,11 @@ def check_goal(flops_reduction: float | None, latency_ms: float | None, speedup:
     return LatencyGoal(latency_ms, speedup)
 
 
+def live_groups(layer: ConvStructure) -> int:
+    """How many of ``layer``'s groups own a filter (a pruned group computes nothing)."""
+    return sum(1 for g in range(layer.groups) if layer.group_filters(g))
+
+
 def one_group(layer: ConvStructure) -> ConvStructure:
     """``layer`` as one group: every kept filter reads the union of what its groups read."""
     union = layer.read_channels
@@ -76,6 +83,49 @@ def fallback_to_one_group(table: LatencyTable, topo: Topology) -> Callable[[Mode
         return structure.with_layers(updates) if updates else structure
 
     return apply
+
+
+WHOLE_STREAM_BACKENDS = ("ort-cpu",)
+"""Backends whose export reads and writes the residual stream whole in a one-group conv: ONNX Runtime
+CPU keeps the stream in its blocked NCHWc layout, where a channel Gather costs two layout reorders,
+so the planner's one-group lowerings read every stream channel through zero weight columns, and a
+block's last conv writes every stream channel (zero rows) so that the residual Add fuses into it."""
+
+
+def whole_stream_when_one_group(topo: Topology) -> Callable[[ModelStructure], ModelStructure]:
+    """A structure hook for `WHOLE_STREAM_BACKENDS`: a one-group conv (one live group) that reads the residual stream
+    reads all of it, and a one-group block-output conv keeps every filter. Pruned there, those
+    weights would run as zeros (see `WHOLE_STREAM_BACKENDS`); kept, the FLOPs count says what runs, and
+    a FLOPs target is met by pruning what the export saves. Grouped convs are left as they are (their
+    lowering gathers each group's channels anyway)."""
+
+    def apply(structure: ModelStructure) -> ModelStructure:
+        updates = {}
+        for spec in topo.convs:
+            layer = structure.layer(spec.name)
+            if layer.is_dense or live_groups(layer) != 1:
+                continue
+            layer = one_group(layer)  # a single live group (the others emptied by the pruning) is one group
+            reads = layer.group_inputs[0]
+            if spec.reads.startswith("stream:"):
+                reads = tuple(sorted(live_channels(structure, topo, spec.reads)))
+            filters = [0] * layer.out_channels if spec.role == ROLE_BLOCK_OUT else layer.filter_groups
+            whole = layer.replace(filter_groups=filters, group_inputs=[reads], groups=1)
+            if whole != structure.layer(spec.name):
+                updates[spec.name] = whole
+        return structure.with_layers(updates) if updates else structure
+
+    return apply
+
+
+def target_shape(table: LatencyTable, topo: Topology, backend: str) -> Callable[[ModelStructure], ModelStructure]:
+    """The shape rules of a structure pruned for a target: the one-group fallback (`fallback_to_one_group`),
+    then, on a backend of `WHOLE_STREAM_BACKENDS`, the whole-stream rule (`whole_stream_when_one_group`)."""
+    fallback = fallback_to_one_group(table, topo)
+    if backend not in WHOLE_STREAM_BACKENDS:
+        return fallback
+    whole = whole_stream_when_one_group(topo)
+    return lambda structure: whole(fallback(structure))
 
 
 def latency_record(

@@ -94,3 +94,13 @@ def latency_options(args: argparse.Namespace, flops_reduction: float | None) -> 
     return LatencyOptions(goal, args.backend, args.target_threads, args.target_batch,
                           getattr(args, "channel_multiple", None), args.latency_table, not args.no_measure,
                           stat=args.latency_stat)
+
+
+def hardware_target(args: argparse.Namespace) -> Any:
+    """HardwareTarget of ``--hardware-aware`` (the target flags of `add_latency_options`), else None."""
+    if not getattr(args, "hardware_aware", False):
+        return None
+    from dsp_deploy.training.hardware_prune import HardwareTarget
+
+    return HardwareTarget(args.backend, args.target_threads, args.target_batch, getattr(args, "channel_multiple", None),
+                          args.latency_table)

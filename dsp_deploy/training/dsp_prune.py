@@ -17,6 +17,7 @@ from dsp_deploy.models import get_config
 from dsp_deploy.pruning import get_criterion
 from dsp_deploy.structure import count_costs
 from dsp_deploy.training import common
+from dsp_deploy.training.hardware_prune import HardwareTarget, dsp_to_flops_on_target
 from dsp_deploy.training.latency_prune import LatencyOptions, dsp_to_budget
 from dsp_deploy.training.recipe import load_recipe
 
@@ -41,8 +42,9 @@ class DSPPruneOptions:
     One target: ``flops_reduction`` (a fraction, 0.6 = 60% fewer FLOPs in the ``flops_metric``
     convention, default the model family's) or ``latency`` (`LatencyOptions`). ``groups``: group
     the filters one-shot (needed for a dense checkpoint; overrides learned groups).
-    ``channel_multiple``: hardware-aligned group sizes (with ``latency``: overrides the target's
-    alignment). ``criterion``: the weight-importance criterion (`dsp_deploy.pruning.criteria`)."""
+    ``channel_multiple``: hardware-aligned group sizes (with ``latency`` or ``hardware``: overrides the
+    target's alignment). ``hardware``: shape a FLOPs-targeted structure for that target
+    (`hardware_prune`). ``criterion``: the weight-importance criterion (`dsp_deploy.pruning.criteria`)."""
 
     flops_reduction: float | None = None
     flops_metric: str | None = None
@@ -52,6 +54,7 @@ class DSPPruneOptions:
     latency: LatencyOptions | None = None
     criterion: str = DEFAULT_CRITERION
     progress: bool = False
+    hardware: HardwareTarget | None = None
 
     def __post_init__(self) -> None:
         if self.latency is None:
@@ -61,6 +64,9 @@ class DSPPruneOptions:
             _check("flops_reduction", common.check_fraction, self.flops_reduction)
         elif self.flops_reduction is not None:
             raise OptionError("give one pruning target: {option} or a latency goal, not both", "flops_reduction")
+        if self.latency is not None and self.hardware is not None:
+            raise OptionError("{option} shapes a FLOPs target; a latency goal is shaped for its target already",
+                              "hardware")
         if self.groups is not None:
             _check("groups", common.check_positive, self.groups, integer=True)
         if self.channel_multiple is not None:
@@ -68,6 +74,9 @@ class DSPPruneOptions:
             if self.latency is not None and self.latency.channel_multiple != self.channel_multiple:
                 object.__setattr__(self, "latency", dataclasses.replace(self.latency,
                                                                         channel_multiple=self.channel_multiple))
+            if self.hardware is not None and self.hardware.channel_multiple != self.channel_multiple:
+                object.__setattr__(self, "hardware", dataclasses.replace(self.hardware,
+                                                                         channel_multiple=self.channel_multiple))
         if self.flops_metric is not None and self.flops_metric not in METRICS:
             raise OptionError(f"{{option}} must be one of {', '.join(METRICS)}, not '{self.flops_metric}'",
                               "flops_metric")
@@ -80,10 +89,11 @@ class DSPPruneOptions:
     def from_recipe(cls, recipe: str | Mapping[str, Any] | None, **given: Any) -> DSPPruneOptions:
         """Options from ``given`` (fields; None = unset) with the recipe's ``prune`` section (a shipped
         recipe name, a JSON file or a loaded recipe) as defaults: groups, flops_metric and, without a
-        latency goal, flops_reduction and channel_multiple."""
+        latency goal, flops_reduction, and without a target (latency or hardware) channel_multiple."""
         section = (load_recipe(recipe) if recipe is None or isinstance(recipe, str) else recipe)["prune"]
-        keys = ["groups", "flops_metric"] + (["flops_reduction", "channel_multiple"] if given.get("latency") is None
-                                             else [])
+        keys = ["groups", "flops_metric"] + (["flops_reduction"] if given.get("latency") is None else [])
+        if given.get("latency") is None and given.get("hardware") is None:  # a target brings its own alignment
+            keys.append("channel_multiple")
         return cls(**{**given, **{k: section[k] for k in keys if given.get(k) is None}})
 
 
@@ -106,6 +116,7 @@ class PruneRecord:
     time_s: float
     structure_sha256: str
     criterion: str = DEFAULT_CRITERION
+    hardware: dict[str, Any] | None = None  # the target a FLOPs-targeted structure was shaped for (hardware_prune)
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,8 @@ def prune_dsp(ckpt: Checkpoint, options: DSPPruneOptions, *, source: str = "the 
 
     if options.latency is not None:
         options.latency.target()  # an unknown or unmeasurable backend fails before any work
+    if options.hardware is not None:
+        options.hardware.target()
     refuse_dppnet(ckpt.model, source, "the DSP pruner (`prune`)")
     if not all(layer.is_dense for layer in ckpt.structure.layers):
         raise CheckpointError(f"{source} is already pruned; prune a dense or group-learned checkpoint")
@@ -165,8 +178,16 @@ def prune_dsp(ckpt: Checkpoint, options: DSPPruneOptions, *, source: str = "the 
     metadata: dict[str, Any] = {"method": "dsp", "groups": groups, "grouping": grouping, "flops_metric": metric}
     if options.criterion != DEFAULT_CRITERION:
         metadata["criterion"] = options.criterion
-    latency = None
-    if options.latency is None:
+    latency = hardware = None
+    if options.latency is None and options.hardware is not None:
+        assert options.flops_reduction is not None  # checked on construction
+        metadata["target_flops_reduction_pct"] = round(100 * options.flops_reduction, 4)
+        shaped = dsp_to_flops_on_target(options.hardware, topo, ckpt.state_dict, assignments, groups, metadata,
+                                        options.flops_reduction, metric, criterion=options.criterion,
+                                        progress=options.progress)
+        result, multiple, hardware = shaped.result, shaped.multiple, shaped.record
+        structure, beta, target_pct = result.structure, result.beta, result.target_pct
+    elif options.latency is None:
         assert options.flops_reduction is not None  # checked on construction
         metadata["target_flops_reduction_pct"] = round(100 * options.flops_reduction, 4)
         if options.channel_multiple and options.channel_multiple > 1:
@@ -189,10 +210,12 @@ def prune_dsp(ckpt: Checkpoint, options: DSPPruneOptions, *, source: str = "the 
         reduction_pct=costs.reduction_pct(metric), dsp_flops_reduction_pct=costs.dsp_flops_reduction_pct,
         flops_reduction_pct=costs.flops_reduction_pct, params_reduction_pct=costs.params_reduction_pct, beta=beta,
         channel_multiple=multiple, latency=latency, time_s=time.time() - started,
-        structure_sha256=common.structure_fingerprint(structure), criterion=options.criterion)
+        structure_sha256=common.structure_fingerprint(structure), criterion=options.criterion, hardware=hardware)
     meta = provenance(stage="prune", source=source, source_metadata=ckpt.metadata, **{
         k: getattr(record, k) for k in ("groups", "grouping", "flops_metric", "target_pct", "reduction_pct", "beta",
                                         "channel_multiple", "structure_sha256", "latency")})
+    if hardware is not None:
+        meta["hardware"] = hardware
     if options.criterion != DEFAULT_CRITERION:
         meta["criterion"] = options.criterion
     extra = {"stage": "prune", "complete": True, "prune": {"beta": beta, "assignment": {

@@ -40,12 +40,18 @@ class LatencyOptions:
     tolerance: float = 0.05              # relative miss of the measured latency that triggers a correction
 
     def target(self) -> Target:
-        target = make_target(self.backend, threads=self.threads, batch=self.batch, multiple=self.channel_multiple)
-        if target.backend not in MEASURABLE_BACKENDS:
-            raise UsageError(f"latency tables can be measured for {', '.join(MEASURABLE_BACKENDS)} only today, "
-                             f"not backend '{target.backend}'")
+        target = measurable_target(self.backend, self.threads, self.batch, self.channel_multiple)
         check_stat(self.stat, "--latency-stat")
         return target
+
+
+def measurable_target(backend: str, threads: int, batch: int, multiple: int | None) -> Target:
+    """A validated target whose latency table can be measured here (UsageError naming the bad value)."""
+    target = make_target(backend, threads=threads, batch=batch, multiple=multiple)
+    if target.backend not in MEASURABLE_BACKENDS:
+        raise UsageError(f"latency tables can be measured for {', '.join(MEASURABLE_BACKENDS)} only today, "
+                         f"not backend '{target.backend}'")
+    return target
 
 
 @dataclass
@@ -144,7 +150,9 @@ def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20
     return calibrate
 
 
-def _table(opts: LatencyOptions, target: Target, topo: Any, groups: int) -> Any:
+def target_table(opts: Any, target: Target, topo: Any, groups: int) -> Any:
+    """The latency table of ``target`` for ``groups`` (``opts.table``: its file, default the per-target
+    cache; ``opts.runs``: timed runs when it must be measured), calibrated on structures of its family."""
     from dsp_deploy.hardware.latency import load_or_build
 
     return load_or_build(topo.model, target, [groups], path=opts.table, runs=opts.runs,
@@ -365,7 +373,7 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
     from dsp_deploy.training.pruning import GroupChannelPruner
 
     target = opts.target()
-    table = _table(opts, target, topo, groups)
+    table = target_table(opts, target, topo, groups)
     measure = _measurer(opts, target, topo, state_dict)
     flops, dense_flops = whole_flops(topo)
 
@@ -394,7 +402,7 @@ def channels_to_budget(opts: LatencyOptions, pruner: Any, state_dict: Mapping[st
     channel counts in the target's multiple (as DSP's group sizes, relaxed the same way)."""
     target = opts.target()
     topo = pruner.topo
-    table = _table(opts, target, topo, 1)
+    table = target_table(opts, target, topo, 1)
     measure = _measurer(opts, target, topo, state_dict)
     flops, dense_flops = whole_flops(topo)
 

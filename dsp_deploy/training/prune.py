@@ -30,6 +30,7 @@ class PruneOptions:
     progress: bool = True
     channel_multiple: int | None = None  # hardware-aligned pruning: per-group counts multiples of N
     latency: Any = None  # latency_prune.LatencyOptions: prune to a latency budget instead of FLOPs
+    hardware: Any = None  # hardware_prune.HardwareTarget: shape the FLOPs-targeted structure for that target
     model: str | None = None  # with a plain (torchvision-style) state_dict file: its architecture
     criterion: str = DEFAULT_CRITERION  # weight-importance criterion (dsp_deploy.pruning.criteria)
     recipe: str | None = None  # recipe whose 'prune' section fills what is left None
@@ -39,7 +40,7 @@ class PruneOptions:
         return DSPPruneOptions.from_recipe(
             self.recipe, flops_reduction=self.flops_reduction, flops_metric=self.flops_metric, groups=self.groups,
             seed=self.seed, channel_multiple=self.channel_multiple, latency=self.latency, criterion=self.criterion,
-            progress=self.progress)
+            progress=self.progress, hardware=self.hardware)
 
 
 def summary_of(pruned: PrunedDSP, *, checkpoint: str, source: str, world_size: int = 1,
@@ -47,8 +48,8 @@ def summary_of(pruned: PrunedDSP, *, checkpoint: str, source: str, world_size: i
     """The `prune` summary (CLI table / ``--json``) of an in-memory pruning written to ``checkpoint``."""
     r = asdict(pruned.record)
     keys = ("model", "groups", "grouping", "flops_metric", "target_pct", "reduction_pct", "dsp_flops_reduction_pct",
-            "flops_reduction_pct", "params_reduction_pct", "beta", "channel_multiple", "latency", "time_s",
-            "structure_sha256")
+            "flops_reduction_pct", "params_reduction_pct", "beta", "channel_multiple", "latency", "hardware",
+            "time_s", "structure_sha256")
     return {"checkpoint": checkpoint, "source": source, **{k: r[k] for k in keys}, "world_size": world_size,
             "rank": rank}
 
@@ -59,8 +60,9 @@ def prune_checkpoint(opts: PruneOptions) -> dict[str, Any]:
 
     options = opts.dsp_options()
     source = common.resolve_checkpoint_arg(opts.checkpoint)
-    if options.latency is not None:
-        options.latency.target()  # an unknown or unmeasurable backend fails before loading anything
+    for target in (options.latency, options.hardware):
+        if target is not None:
+            target.target()  # an unknown or unmeasurable backend fails before loading anything
     pruned = prune_dsp(load_checkpoint_or_weights(source, opts.model), options, source=source)
     ctx = init_distributed("cpu")
     try:

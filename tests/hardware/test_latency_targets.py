@@ -327,6 +327,30 @@ def test_prune_torchvision_state_dict_to_speedup(tv_files, capsys):
     assert load_checkpoint(out).metadata["latency"]["goal"] == "1.5x dense"
 
 
+def test_prune_hardware_aware_flops_target(tv_files, capsys):
+    """`--flops-reduction R --hardware-aware`: the FLOPs target under the target's shape rules; the summary
+    and the checkpoint say what it was shaped for. With a latency goal the flag is refused in one line."""
+    out = tv_files / "shaped.pt"
+    table = ("--latency-table", tv_files / "table.json")
+    proc = _main(capsys, *_prune(tv_files), "--flops-reduction", "0.5", "--hardware-aware", *table, "--no-progress",
+                 "--json", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    hw = summary["hardware"]
+    assert abs(summary["reduction_pct"] - 50.0) <= 1.5 and summary["latency"] is None  # SHAPED_TOLERANCE_PCT
+    assert hw["target"]["channel_multiple"] == channel_multiple(make_target())
+    assert summary["channel_multiple"] == hw["channel_multiple"] and hw["predicted_speedup"] > 1.0
+    from dsp_deploy.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out).metadata["hardware"] == hw
+    text = _main(capsys, *_prune(tv_files), "--flops-reduction", "0.5", "--hardware-aware", *table, "--no-progress",
+                 "--out", out).stdout
+    assert "shaped for" in text and "latency (predicted)" in text
+    _one_line_error(_main(capsys, *_prune(tv_files), "--speedup", "1.5", "--hardware-aware", *table, "--out",
+                          tv_files / "never.pt"), "--hardware-aware shapes a FLOPs target")
+    assert not (tv_files / "never.pt").exists()
+
+
 def test_prune_bad_inputs_are_one_line(tv_files, capsys):
     base = (*_prune(tv_files), "--no-measure", "--latency-table", tv_files / "table.json")
     out = tv_files / "never.pt"
