@@ -179,17 +179,16 @@ def prune_dsp(ckpt: Checkpoint, options: DSPPruneOptions, *, source: str = "the 
     if options.criterion != DEFAULT_CRITERION:
         metadata["criterion"] = options.criterion
     latency = hardware = None
-    if options.latency is None and options.hardware is not None:
+    if options.latency is None:
         assert options.flops_reduction is not None  # checked on construction
         metadata["target_flops_reduction_pct"] = round(100 * options.flops_reduction, 4)
+    if options.hardware is not None:
         shaped = dsp_to_flops_on_target(options.hardware, topo, ckpt.state_dict, assignments, groups, metadata,
                                         options.flops_reduction, metric, criterion=options.criterion,
                                         progress=options.progress)
         result, multiple, hardware = shaped.result, shaped.multiple, shaped.record
         structure, beta, target_pct = result.structure, result.beta, result.target_pct
     elif options.latency is None:
-        assert options.flops_reduction is not None  # checked on construction
-        metadata["target_flops_reduction_pct"] = round(100 * options.flops_reduction, 4)
         if options.channel_multiple and options.channel_multiple > 1:
             metadata["channel_multiple"] = options.channel_multiple
         pruner = GroupChannelPruner(topo, ckpt.state_dict, assignments, groups, metadata,

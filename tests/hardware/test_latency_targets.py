@@ -348,6 +348,8 @@ def test_prune_hardware_aware_flops_target(tv_files, capsys):
     assert "shaped for" in text and "latency (predicted)" in text
     _one_line_error(_main(capsys, *_prune(tv_files), "--speedup", "1.5", "--hardware-aware", *table, "--out",
                           tv_files / "never.pt"), "--hardware-aware shapes a FLOPs target")
+    _one_line_error(_main(capsys, *_prune(tv_files), "--flops-reduction", "0.5", "--hardware-aware", "--backend", "tpu",
+                          "--out", tv_files / "never.pt"), "unknown backend 'tpu'")
     assert not (tv_files / "never.pt").exists()
 
 
