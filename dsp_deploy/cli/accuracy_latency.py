@@ -29,7 +29,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--models", default=None, help="comma-separated models (default per budget)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default per budget)")
     parser.add_argument("--methods", default=None,
-                        help="comma-separated among dsp-g2, dsp-g4, dsp-latency, l1, pfs, scp, dppnet (default: all)")
+                        help="comma-separated among dsp-g2, dsp-g4, dsp-latency, dsp-shaped, l1, pfs, scp, dppnet "
+                             "(default: all)")
     parser.add_argument("--cache", default=".cache/accuracy_latency", metavar="DIR",
                         help="trained models and measurements (default: %(default)s)")
     parser.add_argument("--out", default=None, metavar="DIR",

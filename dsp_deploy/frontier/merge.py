@@ -1,4 +1,5 @@
-"""Replacing one method's rows of a committed accuracy-latency run with those of a later run.
+"""Replacing one method's rows of a committed accuracy-latency run with those of a later run (or adding
+the rows of a method the run did not have).
 
 A fix to one method (e.g. how DSP latency-targeted aligns its groups) should not force hours of
 retraining every other method. A later run of only that method (``--methods dsp-latency``) retrains the
@@ -60,6 +61,8 @@ def replace_rows(base: dict[str, Any], update: dict[str, Any], source: str = "up
     for row in new:
         by_key.setdefault((row["model"], row["seed"], row["method"]), []).append(row)
     merged = copy.deepcopy(base)
+    merged["training_budget"] = update.get("training_budget", base.get("training_budget"))  # same settings (key)
+    had = {r["method"] for r in base["rows"]}
     replaced, kept = set(by_key), []
     for row in merged["rows"]:  # each replaced method's rows where its old ones were
         key = (row["model"], row["seed"], row["method"])
@@ -71,6 +74,9 @@ def replace_rows(base: dict[str, Any], update: dict[str, Any], source: str = "up
     merged["rows"] = kept
     entry = {"methods": methods, "rows": len(new), "command": update.get("command"), "created": update.get("created"),
              "wall_seconds": update.get("wall_seconds"), "source": source}
+    added = [m for m in methods if m not in had]
+    if added:
+        entry["added"] = added  # methods the results did not have: their rows are new, not replacements
     retimed = [f"{r['model']} seed {r['seed']}" for r in new if r["method"] == "dense"]
     if retimed:
         entry["dense_retimed"] = retimed
@@ -98,8 +104,10 @@ def _settings_text(values: dict[str, Any]) -> str:
 
 def replaced_lines(doc: dict[str, Any]) -> list[str]:
     """The report's lines on replaced rows (empty when none)."""
-    return [f"rows of {', '.join(r['methods'])} ({r['rows']}) replaced by a later run on the same machine, "
-            f"training settings and dense models: `{r['command']}` ({r['wall_seconds']} s wall, {r['created']})"
+    return [f"rows of {', '.join(r['methods'])} ({r['rows']}) "
+            f"{'added' if set(r.get('added', [])) == set(r['methods']) else 'replaced'} by a later run on the same "
+            f"machine, training settings and dense models: `{r['command']}` "
+            f"({r['wall_seconds']} s wall, {r['created']})"
             + (f"; timed with {_settings_text(r['timing'])} (the other rows: "
                f"{_settings_text(r['timing_of_the_rest'])})" if r.get("timing") else "")
             + (f"; its dense rows too ({', '.join(r['dense_retimed'])}: every method re-run)"

@@ -19,6 +19,7 @@ COLORS = {
     "dsp-g2": "#d62728",
     "dsp-g4": "#ff7f0e",
     "dsp-latency": "#8c564b",
+    "dsp-shaped": "#17becf",
     "l1": "#1f77b4",
     "pfs": "#2ca02c",
     "scp": "#9467bd",

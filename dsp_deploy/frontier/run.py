@@ -25,7 +25,7 @@ from dsp_deploy.frontier.runner import (
     skip_reason,
     skipped_rows,
 )
-from dsp_deploy.frontier.settings import LATENCY_TARGETED, NO_FLOPS_ROW, RunSettings
+from dsp_deploy.frontier.settings import LATENCY_TARGETED, NO_FLOPS_ROW, SHAPED, RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class ModelSeedRun:
     def _one_source(self, method: str) -> bool:
         """Whether every budget of ``method`` prunes the same checkpoint, so that its measured points lie
         on one latency curve (PFS/SCP search anew per budget unless the run shares one search)."""
-        return method == "l1" or method.startswith("dsp-g") or self.runner.settings.shared_search
+        return method in ("l1", *SHAPED) or method.startswith("dsp-g") or self.runner.settings.shared_search
 
     def _learn_curve(self, method: str, kind: str, speedup: float, row: dict[str, Any]) -> None:
         """Keep the (ratio, speedup at the match batch) points a row measured: the latency matches of the

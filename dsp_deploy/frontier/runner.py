@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import dsp_deploy.frontier.latency_dsp  # noqa: F401  (registers the "dsp-latency" pruner)
-from dsp_deploy.frontier.settings import LABELS, LATENCY_TARGETED, SKIPPED, RunSettings
+from dsp_deploy.frontier.settings import LABELS, LATENCY_TARGETED, SHAPED, SKIPPED, RunSettings
 from dsp_deploy.utils.atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -104,9 +104,9 @@ class Runner:
 
     def stage1(self, method: str, model: str, seed: int, reduction: float) -> Path:
         """The checkpoint a method prunes from (PFS/SCP: searched at ``reduction``; a latency-targeted
-        method: the DSP group-learning checkpoint of G = ``latency_groups``, shared with dsp-g<G>)."""
+        or shaped method: the DSP group-learning checkpoint of G = ``latency_groups``, shared with dsp-g<G>)."""
         s, base = self.settings, self.folder(model, seed)
-        if method in LATENCY_TARGETED:
+        if method in LATENCY_TARGETED or method in SHAPED:
             method = f"dsp-g{s.latency_groups}"
         if method == "l1":
             return self.dense(model, seed)
@@ -147,14 +147,26 @@ class Runner:
         """The pruned checkpoint of ``method`` at a whole-model FLOPs reduction ``ratio`` (no training)."""
         from dsp_deploy.checkpoint import load_checkpoint
 
-        if method.startswith("dsp-g"):
+        if method.startswith("dsp-g") or method in SHAPED:
             from dsp_deploy.training.dsp_prune import DSPPruneOptions, prune_dsp
 
-            options = DSPPruneOptions(flops_reduction=ratio, flops_metric="total", seed=seed)
-            return prune_dsp(load_checkpoint(source), options, source=str(source)).checkpoint
+            ckpt = load_checkpoint(source)
+            options = DSPPruneOptions(flops_reduction=ratio, flops_metric="total", seed=seed,
+                                      hardware=self.shaped_for(ckpt.model) if method in SHAPED else None)
+            return prune_dsp(ckpt, options, source=str(source)).checkpoint
         from dsp_deploy.training.search import prune_channels
 
         return prune_channels(method, source, ratio, "total", seed=seed, prune_streams=False)
+
+    def shaped_for(self, model: str) -> Any:
+        """The target a shaped method prunes for: ONNX Runtime CPU, 1 thread, the match batch (its latency
+        table kept with the run's)."""
+        from dsp_deploy.training.hardware_prune import HardwareTarget
+
+        batch = self.settings.match_batch
+        table = self.latency_table(model, batch)
+        table.parent.mkdir(parents=True, exist_ok=True)
+        return HardwareTarget(batch=batch, table=str(table))
 
     def latency_table(self, model: str, batch: int) -> Path:
         """Where the run keeps ``model``'s latency table at ``batch`` (measured once, reused on resume)."""

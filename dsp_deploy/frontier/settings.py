@@ -11,11 +11,12 @@ from typing import Any
 from dsp_deploy.errors import UsageError
 from dsp_deploy.runtime.timing import MEASURE_SECONDS, check_stat
 
-METHODS: tuple[str, ...] = ("dsp-g2", "dsp-g4", "dsp-latency", "l1", "pfs", "scp", "dppnet")
+METHODS: tuple[str, ...] = ("dsp-g2", "dsp-g4", "dsp-latency", "dsp-shaped", "l1", "pfs", "scp", "dppnet")
 LABELS = {
     "dsp-g2": "DSP G=2",
     "dsp-g4": "DSP G=4",
     "dsp-latency": "DSP latency-targeted",
+    "dsp-shaped": "DSP shaped for the CPU",
     "l1": "L1 channel (inner)",
     "pfs": "Pruning from Scratch",
     "scp": "Soft Channel Pruning",
@@ -31,6 +32,9 @@ method reaches on ResNet-20 at batch 32 (inner channels pruned, streams kept) at
 so a 3x budget would only say that nobody reaches it."""
 LATENCY_TARGETED: tuple[str, ...] = ("dsp-latency",)
 """Methods that prune straight to a latency budget (one prune, no ratio search; no FLOPs-target rows)."""
+SHAPED: tuple[str, ...] = ("dsp-shaped",)
+"""Methods that prune the DSP G=<latency_groups> group-learning model to a FLOPs ratio shaped for the match
+batch's target (`prune --hardware-aware`), latency-matched by that ratio as the FLOPs methods are."""
 NO_FLOPS_ROW = "prunes to a latency budget; it has no FLOPs-target row"
 
 
@@ -63,7 +67,7 @@ class RunSettings:
     train_threads: int | None = None  # torch intra-op threads for training (None: torch's default, one per core)
     methods: tuple[str, ...] = METHODS
     shared_search: bool = False  # PFS/SCP: one structure search per method instead of one per budget
-    latency_groups: int = 4  # dsp-latency prunes the DSP G=<this> group-learning checkpoint (shared with dsp-g<G>)
+    latency_groups: int = 4  # dsp-latency, dsp-shaped prune the DSP G=<this> group-learning model (as dsp-g<G>)
 
     @property
     def quick(self) -> bool:
@@ -108,7 +112,9 @@ class RunSettings:
             f"{self.dense_epochs + self.final_epochs} epochs of training ({self.dense_epochs} for the dense "
             f"epochs they do not use + {self.final_epochs}); DSP latency-targeted as DSP (it prunes the G="
             f"{self.latency_groups} group-learning model to each latency budget as `prune --speedup` does, "
-            f"then {self.final_epochs} of fine-tuning); batch {self.batch_size}, SGD lr {self.lr} "
+            f"then {self.final_epochs} of fine-tuning); DSP shaped for the CPU as DSP (the same group-learning "
+            f"model pruned to each FLOPs ratio under `prune --hardware-aware`'s shape rules at the match batch); "
+            f"batch {self.batch_size}, SGD lr {self.lr} "
             f"(dense) / {self.stage_lr} (later stages)"
         )
 

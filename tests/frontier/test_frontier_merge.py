@@ -58,6 +58,21 @@ def test_rows_of_the_update_methods_replace_the_old_ones_in_place() -> None:
     assert base["rows"][2]["status"] == "skipped"  # the input is not modified
 
 
+def test_rows_of_a_method_the_results_lack_are_added_and_say_so() -> None:
+    """A later run of a new method (``--methods dsp-shaped``) adds its rows after the others; the report's
+    line says added, not replaced, and the document takes the later run's training-budget sentence."""
+    from dsp_deploy.frontier.merge import replaced_lines
+
+    update = _doc(("dsp-shaped",), [_row("dense", 0, 1.0, 80.0), _row("dsp-shaped", 0, 1.5, 79.5)])
+    update["training_budget"] = "n/a, and DSP shaped for the CPU as DSP"
+    merged = replace_rows(_base(), update, source="later.json")
+    assert [(r["seed"], r["method"]) for r in merged["rows"]][-1] == (0, "dsp-shaped")
+    assert len(merged["rows"]) == len(_base()["rows"]) + 1 and merged["replaced"][0]["added"] == ["dsp-shaped"]
+    assert replaced_lines(merged)[0].startswith("rows of dsp-shaped (1) added by a later run")
+    assert merged["training_budget"].endswith("DSP shaped for the CPU as DSP")
+    assert replaced_lines(replace_rows(_base(), _update()))[0].startswith("rows of dsp-latency (1) replaced by")
+
+
 def test_rows_timed_otherwise_are_merged_and_say_how() -> None:
     """Longer timing windows do not change a trained model: the rows merge, and the report names the difference."""
     from dsp_deploy.frontier.merge import replaced_lines
