@@ -62,7 +62,8 @@ def replace_rows(base: dict[str, Any], update: dict[str, Any], source: str = "up
         by_key.setdefault((row["model"], row["seed"], row["method"]), []).append(row)
     merged = copy.deepcopy(base)
     merged["training_budget"] = update.get("training_budget", base.get("training_budget"))  # same settings (key)
-    had = {r["method"] for r in base["rows"]}
+    models = {r["model"] for r in new}
+    had = {r["method"] for r in base["rows"] if r["model"] in models}  # per model: a method may be new to one
     replaced, kept = set(by_key), []
     for row in merged["rows"]:  # each replaced method's rows where its old ones were
         key = (row["model"], row["seed"], row["method"])

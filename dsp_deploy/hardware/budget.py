@@ -93,11 +93,11 @@ block's last conv writes every stream channel (zero rows) so that the residual A
 
 
 def whole_stream_when_one_group(topo: Topology) -> Callable[[ModelStructure], ModelStructure]:
-    """A structure hook for `WHOLE_STREAM_BACKENDS`: a one-group conv (one live group) that reads the residual stream
-    reads all of it, and a one-group block-output conv keeps every filter. Pruned there, those
-    weights would run as zeros (see `WHOLE_STREAM_BACKENDS`); kept, the FLOPs count says what runs, and
-    a FLOPs target is met by pruning what the export saves. Grouped convs are left as they are (their
-    lowering gathers each group's channels anyway)."""
+    """A structure hook for `WHOLE_STREAM_BACKENDS`: a one-group conv (one live group) that reads the
+    residual stream reads all of its live channels, and a one-group block-output conv keeps every filter.
+    Pruned there, those weights would run as zeros (see `WHOLE_STREAM_BACKENDS`); kept, the FLOPs count
+    says what runs, and a FLOPs target is met by pruning what the export saves. Grouped convs are left
+    as they are (their lowering gathers each group's channels anyway)."""
 
     def apply(structure: ModelStructure) -> ModelStructure:
         updates = {}

@@ -71,6 +71,8 @@ def test_rows_of_a_method_the_results_lack_are_added_and_say_so() -> None:
     assert replaced_lines(merged)[0].startswith("rows of dsp-shaped (1) added by a later run")
     assert merged["training_budget"].endswith("DSP shaped for the CPU as DSP")
     assert replaced_lines(replace_rows(_base(), _update()))[0].startswith("rows of dsp-latency (1) replaced by")
+    other = _doc(("dsp-shaped",), [dict(_row("dsp-shaped", 0, 1.5, 79.0), model="resnet56")])
+    assert replace_rows(merged, other)["replaced"][-1]["added"] == ["dsp-shaped"]  # new to that model
 
 
 def test_rows_timed_otherwise_are_merged_and_say_how() -> None:
