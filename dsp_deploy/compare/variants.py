@@ -214,7 +214,9 @@ def build_variants(config: CompareConfig) -> tuple[list[BuiltVariant], str]:
     for suffix, ckpt in dsps:
         costs = count_costs(ckpt.structure, topo)
         groups = ckpt.structure.max_groups
-        dsp = _info(f"dsp{suffix}", "dsp", f"DSP G={groups}", groups, costs, exporter="dsp-deploy")
+        meta = ckpt.structure.metadata
+        label = f"DSP G={meta.get('groups', groups)} shaped" if meta.get("shaped_for") else f"DSP G={groups}"
+        dsp = _info(f"dsp{suffix}", "dsp", label, groups, costs, exporter="dsp-deploy")
         built.append(BuiltVariant(dsp, checkpoint=ckpt))
         for key in ("l1", "l1-inner"):
             if key in config.baselines:

@@ -40,7 +40,7 @@ def test_demo_small_budget(tmp_path: Path, training_threads: None) -> None:
     groups = [live_groups(layer) for layer in load_checkpoint(tmp_path / "demo" / "pruned.pt").structure.layers]
     assert max(groups) <= 4 and sum(g > 1 for g in groups) == shaped["grouped_layers"]
     text = format_demo_summary(summary)
-    assert "pruning shaped for this machine" in text
+    assert "pruning shaped for this machine" in text and "DSP G=4 shaped" in res["headline"][0]
     assert "accuracy (val)" in text and f"-{res['dsp']['dsp_flops_reduction_pct']:.1f}%" in text
     assert "finetuned.pt" in text
     assert "latency (ONNX Runtime CPU" in text
