@@ -13,13 +13,18 @@ from dsp_deploy.training.prune import PruneOptions, prune_checkpoint
 from dsp_deploy.training.regularizer import prunable_convs
 
 
-def test_dsp_prune_in_memory(tmp_path: Path, monkeypatch) -> None:
+def _learned(folder: Path, groups: int) -> Path:
+    """A ResNet-20 'group-learning' checkpoint with random group logits, saved as ``folder/learned.pt``."""
     torch.manual_seed(0)
     learned = dense_checkpoint("resnet20", create("resnet20"))
     convs = prunable_convs(topology("resnet20"))
-    learned.extra["group_logits"] = {s.name: torch.randn(2, s.out_channels) for s in convs}
-    source = tmp_path / "learned.pt"
-    save_checkpoint(source, learned)
+    learned.extra["group_logits"] = {s.name: torch.randn(groups, s.out_channels) for s in convs}
+    save_checkpoint(folder / "learned.pt", learned)
+    return folder / "learned.pt"
+
+
+def test_dsp_prune_in_memory(tmp_path: Path, monkeypatch) -> None:
+    source = _learned(tmp_path, 2)
     monkeypatch.chdir(tmp_path)
     runner = Runner(RunSettings("flops", ("resnet20",), (0,), "synthetic:64", 8, 1, 1, 1), tmp_path / "cache")
     pruned = runner.prune("dsp-g2", source, 0.5, 0)
@@ -38,12 +43,7 @@ def test_shaped_dsp_prunes_for_the_match_batch(tmp_path: Path) -> None:
 
     from support.latency import synthetic_table
 
-    torch.manual_seed(0)
-    learned = dense_checkpoint("resnet20", create("resnet20"))
-    convs = prunable_convs(topology("resnet20"))
-    learned.extra["group_logits"] = {s.name: torch.randn(4, s.out_channels) for s in convs}
-    source = tmp_path / "learned.pt"
-    save_checkpoint(source, learned)
+    source = _learned(tmp_path, 4)
     settings = RunSettings("flops", ("resnet20",), (0,), "synthetic:64", 8, 1, 1, 1, match_batch=32)
     runner = Runner(settings, tmp_path / "cache")
     table = runner.latency_table("resnet20", 32)
