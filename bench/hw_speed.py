@@ -79,6 +79,7 @@ def setting(name: str, multiple: int, demo: Path = DEMO_STRUCTURE):
         return (f"ResNet-50 G=2 -70% whole-model FLOPs, 224x224 ({how})", ck, dense, "resnet50", (3, 224, 224),
                 (1,), {1: 2.5} if name == "r50" else {})
     from dsp_deploy.checkpoint import Checkpoint
+    from dsp_deploy.hardware.budget import live_groups
     from dsp_deploy.models import topology
     from dsp_deploy.structure import dense_structure
 
@@ -89,9 +90,10 @@ def setting(name: str, multiple: int, demo: Path = DEMO_STRUCTURE):
     dense = Checkpoint("resnet20", dense_model.state_dict(),  # a checkpoint: it keeps the 1-channel input
                        dense_structure(topology("resnet20", st.num_classes, st.input_size, st.in_channels)))
     shaped = st.metadata.get("shaped_for")
+    grouped = sum(live_groups(layer) > 1 for layer in st.layers)
     how = (f"shaped for {shaped['fingerprint']['cpu']} ({shaped['fingerprint']['isa']}), batch {shaped['batch']}, "
-           f"channel multiple {st.metadata.get('channel_multiple')}: {sum(layer.groups > 1 for layer in st.layers)} "
-           f"layer(s) grouped" if shaped else "pruned by FLOPs alone")
+           f"channel multiple {st.metadata.get('channel_multiple')}: {grouped} layer(s) grouped" if shaped
+           else "pruned by FLOPs alone")
     return (f"ResNet-20 G=4 -60% block FLOPs (the demo's learnt structure, Fashion-MNIST 28x28, {how})", ck, dense,
             "resnet20", (1, 28, 28), (1, 32), {32: 1.2} if name == "r20" else {})
 
@@ -208,6 +210,8 @@ def main() -> int:
                         help="the r20 structure: a structure JSON or your demo's pruned.pt (default: the committed "
                              "one, shaped for the machine it names)")
     args = parser.parse_args()
+    if not args.demo_structure.is_file():
+        parser.error(f"--demo-structure {args.demo_structure}: no such file")
 
     import onnxruntime as ort
     import torch
