@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dsp_deploy.errors import UsageError
-from dsp_deploy.hardware.latency import LatencyTable
+from dsp_deploy.hardware.latency import WHOLE_STREAM_BACKENDS, LatencyTable
 from dsp_deploy.models.topology import ROLE_BLOCK_OUT, Topology
 from dsp_deploy.structure.ir import PRUNED, ConvStructure, ModelStructure
 from dsp_deploy.structure.validate import live_channels
@@ -69,27 +69,34 @@ def one_group(layer: ConvStructure) -> ConvStructure:
     return layer.replace(filter_groups=filters, group_inputs=[union], groups=1)
 
 
-def fallback_to_one_group(table: LatencyTable, topo: Topology) -> Callable[[ModelStructure], ModelStructure]:
+def fallback_to_one_group(
+    table: LatencyTable, topo: Topology, ms_per_mac: float | None = None
+) -> Callable[[ModelStructure], ModelStructure]:
     """A structure hook: each conv whose one-group (union) lowering the table predicts no slower
-    than its grouped one becomes one group (more weights kept, no more latency)."""
+    than its grouped one becomes one group (more weights kept, no more latency).
+
+    ``ms_per_mac`` (a FLOPs target, see `LatencyTable.conv_ms_per_mac`): the extra MACs a layer keeps
+    as one group are pruned elsewhere, saving that much each, so the lowerings compare net of their
+    MACs: one group where ``union - grouped <= ms_per_mac * (union MACs - grouped MACs)``. On ONNX
+    Runtime CPU that turns block outputs whose stream write costs more than their extra MACs into one
+    group."""
 
     def apply(structure: ModelStructure) -> ModelStructure:
         updates = {}
         for spec in topo.convs:
             layer = structure.layer(spec.name)
             options = table.conv_options(spec, layer)
-            if "grouped" in options and options["union"] <= options["grouped"]:
+            if "grouped" not in options:
+                continue
+            union, grouped = options["union"], options["grouped"]
+            if ms_per_mac:
+                macs = table.option_macs(spec, layer)
+                union, grouped = union - ms_per_mac * macs["union"], grouped - ms_per_mac * macs["grouped"]
+            if union <= grouped:
                 updates[spec.name] = one_group(layer)
         return structure.with_layers(updates) if updates else structure
 
     return apply
-
-
-WHOLE_STREAM_BACKENDS = ("ort-cpu",)
-"""Backends whose export reads and writes the residual stream whole in a one-group conv: ONNX Runtime
-CPU keeps the stream in its blocked NCHWc layout, where a channel Gather costs two layout reorders,
-so the planner's one-group lowerings read every stream channel through zero weight columns, and a
-block's last conv writes every stream channel (zero rows) so that the residual Add fuses into it."""
 
 
 def whole_stream_when_one_group(topo: Topology) -> Callable[[ModelStructure], ModelStructure]:
@@ -118,10 +125,13 @@ def whole_stream_when_one_group(topo: Topology) -> Callable[[ModelStructure], Mo
     return apply
 
 
-def target_shape(table: LatencyTable, topo: Topology, backend: str) -> Callable[[ModelStructure], ModelStructure]:
-    """The shape rules of a structure pruned for a target: the one-group fallback (`fallback_to_one_group`),
-    then, on a backend of `WHOLE_STREAM_BACKENDS`, the whole-stream rule (`whole_stream_when_one_group`)."""
-    fallback = fallback_to_one_group(table, topo)
+def target_shape(
+    table: LatencyTable, topo: Topology, backend: str, ms_per_mac: float | None = None
+) -> Callable[[ModelStructure], ModelStructure]:
+    """The shape rules of a structure pruned for a target: the one-group fallback (`fallback_to_one_group`;
+    ``ms_per_mac`` for a FLOPs target), then, on a backend of `WHOLE_STREAM_BACKENDS`, the whole-stream
+    rule (`whole_stream_when_one_group`)."""
+    fallback = fallback_to_one_group(table, topo, ms_per_mac)
     if backend not in WHOLE_STREAM_BACKENDS:
         return fallback
     whole = whole_stream_when_one_group(topo)

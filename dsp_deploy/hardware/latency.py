@@ -8,9 +8,12 @@ channel multiple .. all) for G = 1 and the pruning's G, and a conv's time is the
 interpolation of its site's grid, which is exact for a + b*ci + c*co + d*ci*co (the shape of a
 conv's cost). A conv with several live groups is predicted as the cheaper of its grouped
 lowering (Gather + Conv(group=G) at the largest group's counts) and its one-group (union)
-lowering; the whole model is ``scale * sum(parts) + offset``, the two numbers fitted by least
-squares on the dense model and a few pruned structures measured whole (layout reorders, fusions and the per-run
-overhead of the isolated timings are what they absorb).
+lowering. On a backend that keeps the residual stream whole (`WHOLE_STREAM_BACKENDS`) a block's last
+conv is priced as it will run there: grouped, plus writing the stream (restore gather, Add, Relu:
+measured once per stream shape); one group, writing every stream channel (zero rows for pruned
+filters, the Add and Relu fused into it). The whole model is ``scale * sum(parts) + offset``, the two
+numbers fitted by least squares on the dense model and a few pruned structures measured whole (layout
+reorders, fusions and the per-run overhead of the isolated timings are what they absorb).
 
 Timings come from the benchmark harness (`dsp_deploy.bench.harness.run_benchmark`: ONNX Runtime
 CPU, interleaved, median), which sits above this module in the package layers: it is imported
@@ -29,19 +32,25 @@ from pathlib import Path
 from typing import Any
 
 from dsp_deploy.errors import LatencyModelError
-from dsp_deploy.models.topology import ROLE_STEM, ConvSpec, Topology
+from dsp_deploy.models.topology import ROLE_BLOCK_OUT, ROLE_DOWNSAMPLE, ROLE_STEM, ConvSpec, Topology
 from dsp_deploy.structure.ir import ConvStructure, ModelStructure
 from dsp_deploy.targets import Target, channel_multiple, library_versions
 
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "dsp-deploy/latency-table"
-FORMAT_VERSION = 3  # 2: several pruned calibration samples; 3: G=1 tables calibrated on channel-pruned ones
-# (older tables are re-measured, not refused)
+FORMAT_VERSION = 4  # 2: several pruned calibration samples; 3: G=1 tables calibrated on channel-pruned ones;
+# 4: stream writes of grouped block outputs (older tables are re-measured, not refused)
 GRID_POINTS = 3
 # Table samples and calibration keep the minimum of the interleaved runs, like the export planner:
 # on a shared machine it is the least disturbed estimate (medians there move 2-3x between runs).
 STAT = "min"
+
+WHOLE_STREAM_BACKENDS = ("ort-cpu",)
+"""Backends whose export reads and writes the residual stream whole in a one-group conv: ONNX Runtime
+CPU keeps the stream in its blocked NCHWc layout, where a channel Gather costs two layout reorders,
+so the planner's one-group lowerings read every stream channel through zero weight columns, and a
+block's last conv writes every stream channel (zero rows) so that the residual Add fuses into it."""
 
 
 def site_key(spec: ConvSpec) -> str:
@@ -49,6 +58,17 @@ def site_key(spec: ConvSpec) -> str:
     h, w = spec.output_size
     kind = "stem" if spec.role == ROLE_STEM else "conv"
     return f"{kind}-k{spec.kernel_size}s{spec.stride}-{h * spec.stride}x{w * spec.stride}"
+
+
+def stream_key(spec: ConvSpec) -> str:
+    """The residual stream a block-output conv writes: channels x height x width."""
+    h, w = spec.output_size
+    return f"{spec.out_channels}x{h}x{w}"
+
+
+def plan_stream_writes(topo: Topology) -> dict[str, tuple[int, tuple[int, int]]]:
+    """Stream key -> (channels, (height, width)) of every residual stream a block output writes."""
+    return {stream_key(s): (s.out_channels, tuple(s.output_size)) for s in topo.convs if s.role == ROLE_BLOCK_OUT}
 
 
 def _grid(top: int, multiple: int, points: int = GRID_POINTS) -> list[int]:
@@ -113,6 +133,12 @@ class LatencyTable:
     scale: float = 1.0
     offset: float = 0.0
     notes: dict[str, Any] | None = None
+    stream_writes: dict[str, float] | None = None  # stream key -> ms a grouped block output adds
+
+    @property
+    def whole_stream(self) -> bool:
+        """True when this table's target keeps the residual stream whole (`WHOLE_STREAM_BACKENDS`)."""
+        return self.target.get("backend") in WHOLE_STREAM_BACKENDS
 
     # -- prediction ---------------------------------------------------------------------------
     def _site_ms(self, key: str, groups: int, ci: int, co: int) -> float:
@@ -136,19 +162,56 @@ class LatencyTable:
         )
         return max(value, 0.0)
 
-    def conv_options(self, spec: ConvSpec, layer: ConvStructure) -> dict[str, float]:
-        """Predicted ms of ``layer`` per lowering: ``union`` (one group over the union of reads)
-        always; ``grouped`` too when it has several live groups."""
+    def _option_shapes(self, spec: ConvSpec, layer: ConvStructure) -> dict[str, tuple[int, int, int]]:
+        """(groups, per-group inputs, per-group filters) each lowering of ``layer`` runs: ``union`` (one
+        group) always, ``grouped`` (at the largest group's counts) when several groups own filters. On a
+        whole-stream backend a one-group conv reads every stream channel and a block output writes them all."""
         live = [g for g in range(layer.groups) if layer.group_filters(g)]
         if not live:
-            return {"union": 0.0}
-        key = site_key(spec)
-        options = {"union": self._site_ms(key, 1, len(layer.read_channels), len(layer.kept_filters))}
+            return {}
+        whole = self.whole_stream
+        reads = layer.in_channels if whole and spec.reads.startswith("stream:") else len(layer.read_channels)
+        filters = layer.out_channels if whole and spec.role == ROLE_BLOCK_OUT else len(layer.kept_filters)
+        shapes = {"union": (1, reads, filters)}
         if len(live) > 1:
             ci = max(len(layer.group_inputs[g]) for g in live)
             co = max(len(layer.group_filters(g)) for g in live)
-            options["grouped"] = self._site_ms(key, layer.groups, ci, co)
+            shapes["grouped"] = (layer.groups, ci, co)
+        return shapes
+
+    def conv_options(self, spec: ConvSpec, layer: ConvStructure) -> dict[str, float]:
+        """Predicted ms of ``layer`` per lowering (see `_option_shapes`); a grouped block output on a
+        whole-stream backend also pays writing the stream (``stream_writes``)."""
+        shapes = self._option_shapes(spec, layer)
+        if not shapes:
+            return {"union": 0.0}
+        key = site_key(spec)
+        options = {name: self._site_ms(key, g, ci, co) for name, (g, ci, co) in shapes.items()}
+        if "grouped" in options and self.whole_stream and spec.role == ROLE_BLOCK_OUT:
+            options["grouped"] += (self.stream_writes or {}).get(stream_key(spec), 0.0)
         return options
+
+    def option_macs(self, spec: ConvSpec, layer: ConvStructure) -> dict[str, int]:
+        """The MACs (per image) a FLOPs count charges each lowering of `conv_options`: the layer as it
+        is for ``grouped``, the one-group shape of `_option_shapes` for ``union``."""
+        shapes = self._option_shapes(spec, layer)
+        h, w = spec.output_size
+        out = {"union": shapes["union"][1] * shapes["union"][2] * spec.kernel_size ** 2 * h * w} if shapes else {}
+        if "grouped" in shapes:
+            out["grouped"] = layer.macs(spec.output_size)
+        return out
+
+    def conv_ms_per_mac(self, topo: Topology) -> float:
+        """Predicted ms per MAC of the dense model's prunable convs (the block bodies; table units): what a
+        MAC pruned elsewhere saves on average, the exchange rate of a FLOPs target
+        (`budget.fallback_to_one_group`)."""
+        from dsp_deploy.structure.build import dense_structure
+
+        dense = dense_structure(topo)
+        body = [s for s in topo.convs if s.role not in (ROLE_STEM, ROLE_DOWNSAMPLE)]
+        ms = sum(min(self.conv_options(s, dense.layer(s.name)).values()) for s in body)
+        macs = sum(s.dense_macs() for s in body)
+        return ms / macs if macs else 0.0
 
     def parts_ms(self, structure: ModelStructure, topo: Topology) -> float:
         """Sum of the predicted conv times (cheapest lowering each) and the fixed parts."""
@@ -178,6 +241,7 @@ class LatencyTable:
             "offset": self.offset,
             "fixed": self.fixed,
             "sites": self.sites,
+            "stream_writes": self.stream_writes or {},
             "notes": self.notes or {},
         }
 
@@ -210,6 +274,7 @@ class LatencyTable:
                 float(data["scale"]),
                 float(data["offset"]),
                 dict(data.get("notes") or {}),
+                {k: float(v) for k, v in data["stream_writes"].items()},
             )
             for site in table.sites.values():
                 for grid in site["grids"].values():
@@ -282,6 +347,11 @@ def build_table(
         for g, grid in site["grids"].items():
             grid["ms"] = [[round(times[f"{g}/{ci}/{co}"], 5) for co in grid["co"]] for ci in grid["ci"]]
         log.info("latency table %s: site %s measured (%d samples)", model, key, len(blobs))
+    streams = plan_stream_writes(topo) if target.backend in WHOLE_STREAM_BACKENDS else {}
+    writes = time_onnx(
+        {key: onnx_samples.stream_write_sample(c, hw, target.batch) for key, (c, hw) in streams.items()},
+        target, runs=runs,
+    ) if streams else {}
     fixed = time_onnx(
         onnx_samples.fixed_parts(topo, target.batch, get_config(model).family == "imagenet"), target, runs=runs
     )
@@ -293,6 +363,7 @@ def build_table(
         sites,
         {k: round(v, 5) for k, v in fixed.items()},
         notes={"runs": runs, "groups": list(groups), "statistic": STAT},
+        stream_writes={k: round(v, 5) for k, v in writes.items()},
     )
     if calibrate is not None:
         calibrate(table, target)

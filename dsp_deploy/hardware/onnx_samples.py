@@ -1,5 +1,6 @@
 """The small ONNX models a latency table times: one conv site sample (Gather of the kept inputs,
-Conv with G groups, Relu, as the exporter lowers a group-pruned conv) and the fixed parts."""
+Conv with G groups, Relu, as the exporter lowers a group-pruned conv), the stream write of a grouped
+block output, and the fixed parts."""
 
 from __future__ import annotations
 
@@ -37,6 +38,29 @@ def conv_sample(site: dict[str, Any], groups: int, ci: int, co: int, batch: int,
         attrs={"kernel_shape": [k, k], "strides": [site["stride"]] * 2, "pads": [site["padding"]] * 4, "group": groups},
     )
     graph.add("Relu", conv.outputs, output="y")
+    return _serialize(graph)
+
+
+def stream_write_sample(channels: int, hw: tuple[int, int], batch: int) -> bytes:
+    """What a grouped block-output conv adds to writing the residual stream, as the exporter lowers it:
+    its output (half the stream's channels) padded with a zero channel, gathered into the stream's
+    order (the channels it does not write read the zero), added to the stream and rectified. A one-group
+    block output writes the stream in order and ONNX Runtime fuses the Add and Relu into the conv."""
+    from dsp_deploy.export.graph import Graph, ValueInfo
+
+    h, w = hw
+    written = max(1, channels // 2)
+    graph = Graph(
+        [ValueInfo("y", "float32", (batch, written, h, w)), ValueInfo("s", "float32", (batch, channels, h, w))],
+        [ValueInfo("out", "float32", (batch, channels, h, w))],
+    )
+    pads = graph.const(np.array([0, 0, 0, 0, 0, 1, 0, 0], np.int64))
+    padded = graph.add("Pad", ["y", pads]).outputs[0]
+    index = np.full(channels, written, np.int64)  # unwritten channels read the zero channel
+    index[::2] = np.arange(written)[: len(index[::2])]
+    restored = graph.add("Gather", [padded, graph.const(index)], attrs={"axis": 1}).outputs[0]
+    total = graph.add("Add", [restored, "s"]).outputs[0]
+    graph.add("Relu", [total], output="out")
     return _serialize(graph)
 
 

@@ -3,9 +3,11 @@
 the shape rules of a latency-targeted result (`hardware.budget.target_shape`): group sizes in the
 target's channel multiple (relaxed down `latency_prune.alignment_ladder` where the target cannot be
 reached at the coarser one), one group where the latency table says a layer's groups cost more than
-they save, and, on ONNX Runtime CPU, a one-group conv's residual-stream reads and block outputs kept
-whole (pruned, they would run as zeros). The FLOPs target is then met by pruning what the export
-saves; the record carries the target and the table's predicted speedup."""
+they save (net of the MACs: what a one-group conv keeps beyond its groups is pruned elsewhere to hold
+the FLOPs target, `LatencyTable.conv_ms_per_mac`), and, on ONNX Runtime CPU, a one-group conv's
+residual-stream reads and block outputs kept whole (pruned, they would run as zeros). The FLOPs target
+is then met by pruning what the export saves; the record carries the target and the table's predicted
+speedup."""
 from __future__ import annotations
 
 import logging
@@ -66,7 +68,7 @@ def dsp_to_flops_on_target(hw: HardwareTarget, topo: Any, state_dict: Mapping[st
 
     target = hw.target()
     table = target_table(hw, target, topo, groups)
-    shape = target_shape(table, topo, target.backend)
+    shape = target_shape(table, topo, target.backend, table.conv_ms_per_mac(topo))
     tried: list[dict[str, Any]] = []
     for multiple in alignment_ladder(channel_multiple(target), hw.channel_multiple is not None):
         pruner = GroupChannelPruner(topo, state_dict, assignments, groups,

@@ -104,7 +104,12 @@ def test_plan_cache_is_keyed_by_structure_not_weights(tmp_path, tiny):
     second = export_onnx(other, tmp_path / "b.onnx", lowering="auto", plan_batches=(1,), runs=2,
                          cache_path=str(cache))
     assert set(json.loads(cache.read_text())["entries"]) == timed  # nothing re-timed
-    assert second.plan.chosen == first.plan.chosen and second.max_diff < 1e-4
+    # the same block timings, hence the same per-block choices (the whole-model check behind them is timed
+    # afresh each export, and on a loaded machine may send one of the two to the dense fallback)
+    assert second.plan.measurements == first.plan.measurements and second.max_diff < 1e-4
+    fallback = {"dense (whole-model fallback)"}
+    if not fallback & (set(first.plan.chosen.values()) | set(second.plan.chosen.values())):
+        assert second.plan.chosen == first.plan.chosen
 
 
 def test_fp16_variant(tmp_path, tiny):

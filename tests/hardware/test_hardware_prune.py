@@ -101,3 +101,22 @@ def test_other_backends_keep_the_fallback_only():
     pruned = GroupChannelPruner(topo, state, assignments, 1).structure(0.5)
     assert target_shape(table, topo, "trt")(pruned) == pruned
     assert _whole(topo, target_shape(table, topo, "ort-cpu")(pruned)) == ([], [])
+
+
+def test_groups_are_traded_for_the_macs_they_cost(tmp_path):
+    """The synthetic table prices every MAC alike, so a one-group conv is slower as such (it reads the union
+    of its groups' channels) but no slower per MAC: under a FLOPs target its extra MACs are pruned elsewhere
+    at that same price, and with the stream writes of its blocks nothing is gained by keeping groups."""
+    from dsp_deploy.hardware.latency import plan_stream_writes
+
+    target = make_target()
+    table = synthetic_table("resnet20", 2, target)
+    topo, state, assignments = _setup(2)
+    table.stream_writes = {key: 0.05 for key in plan_stream_writes(topo)}
+    table.save(tmp_path / "table.json")
+    rules = target_shape(table, topo, "ort-cpu")  # no exchange rate: each conv priced as such
+    plain = GroupChannelPruner(topo, state, assignments, 2, finalize=rules).structure(0.5)
+    assert sum(live_groups(layer) > 1 for layer in plain.layers if not layer.is_dense) > 0  # as such, groups pay
+    hw = HardwareTarget(table=str(tmp_path / "table.json"))
+    shaped = dsp_to_flops_on_target(hw, topo, state, assignments, 2, {"method": "dsp"}, 0.5, "dsp")
+    assert shaped.record["grouped_layers"] == 0 and shaped.record["one_group_layers"] > 0

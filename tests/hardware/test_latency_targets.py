@@ -1,6 +1,6 @@
 """Targets, latency tables and pruning to a latency budget: alignment per ISA, fingerprint/cache
 key refusal, the budget search on a hand-made latency table, the one-group fallback, and the CLI
-with a torchvision-style state_dict (all on synthetic tables: nothing is timed here)."""
+with a torchvision-style state_dict (on synthetic tables; one small ResNet-20 table is measured)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,66 @@ def test_predictor_is_exact_on_a_bilinear_table():
     spec = topo.conv("layer2.1.conv1")  # 32 -> 32, 3x3 at 16x16
     layer = dense_structure(topo).layer(spec.name)
     assert table.conv_options(spec, layer)["union"] == pytest.approx(1e-6 * 32 * 32 * 9 * 16 * 16 + 0.01)
+
+
+def _half_groups(spec, unread: int = 0):
+    """``spec``'s conv as two groups: even filters read the first half of the inputs, odd ones the second
+    (but its last ``unread``), and the last quarter of the filters pruned."""
+    from dsp_deploy.structure import ConvStructure
+
+    cut = spec.out_channels * 3 // 4
+    filters = [f % 2 if f < cut else -1 for f in range(spec.out_channels)]
+    half = spec.in_channels // 2
+    return ConvStructure(spec.name, spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, 2, filters,
+                         [range(half), range(half, spec.in_channels - unread)])
+
+
+@pytest.mark.parametrize("backend, whole", [("ort-cpu", True), ("trt", False)])
+def test_block_outputs_are_priced_as_they_write_the_stream(backend, whole):
+    """On ONNX Runtime CPU a grouped block output also pays writing the stream (the table's measured
+    stream write), and its one-group form writes every stream channel (the pruned ones as zero rows);
+    a one-group stream reader reads the whole stream. Other backends price the convs alone."""
+    from dsp_deploy.hardware.latency import site_key, stream_key
+
+    target = make_target(backend, fingerprint=_fp("avx2", "RTX" if backend != "ort-cpu" else None))
+    table = synthetic_table("resnet20", 2, target)
+    topo = topology("resnet20")
+    out, reader, inner = topo.conv("layer2.1.conv2"), topo.conv("layer2.1.conv1"), topo.conv("layer1.0.conv1")
+    assert out.role == "block_out" and reader.reads.startswith("stream:") and inner.role != "block_out"
+    table.stream_writes = {stream_key(out): 0.5, stream_key(inner): 0.5}
+    ms = lambda ci, co, g=1: 1e-6 * ci * co * 9 * 16 * 16 * g + 0.01  # noqa: E731 - the synthetic table's formula
+    options = table.conv_options(out, _half_groups(out))
+    assert options["grouped"] == pytest.approx(ms(16, 12, 2) + (0.5 if whole else 0.0))
+    assert options["union"] == pytest.approx(ms(32, 32 if whole else 24))
+    assert table.option_macs(out, _half_groups(out)) == {"union": (32 if whole else 24) * 32 * 9 * 16 * 16,
+                                                         "grouped": 2 * 12 * 16 * 9 * 16 * 16}
+    reads = table.conv_options(reader, _half_groups(reader, unread=4))["union"]
+    assert reads == pytest.approx(ms(32 if whole else 28, 24))
+    inner_options = table.conv_options(inner, _half_groups(inner))  # not a block output: no stream write
+    assert inner_options["grouped"] == pytest.approx(table._site_ms(site_key(inner), 2, 8, 6))
+
+
+def test_flops_target_exchange_turns_a_costly_group_into_one():
+    """Under a FLOPs target a one-group conv's extra MACs are pruned elsewhere: it falls back where its extra
+    latency is below what those MACs save at ``ms_per_mac``, and keeps its groups where it is not."""
+    from dsp_deploy.structure import ModelStructure
+
+    target = make_target(fingerprint=_fp("avx2"))
+    topo = topology("resnet20")
+    spec = topo.conv("layer2.1.conv1")
+    layer = _half_groups(spec)
+    table = synthetic_table("resnet20", 2, target)
+    options, macs = table.conv_options(spec, layer), table.option_macs(spec, layer)
+    assert options["grouped"] < options["union"]  # groups are faster as such: no plain fallback
+    structure = dense_structure(topo).with_layers({spec.name: layer})
+    assert isinstance(structure, ModelStructure)
+    assert fallback_to_one_group(table, topo)(structure).layer(spec.name).groups == 2
+    rate = (options["union"] - options["grouped"]) / (macs["union"] - macs["grouped"])  # break-even ms per MAC
+    assert fallback_to_one_group(table, topo, 1.01 * rate)(structure).layer(spec.name).groups == 1
+    assert fallback_to_one_group(table, topo, 0.99 * rate)(structure).layer(spec.name).groups == 2
+    dense_rate = table.conv_ms_per_mac(topo)  # the synthetic table: 1e-6 ms per MAC plus 0.01 ms per conv
+    body = [s for s in topo.convs if s.role not in ("stem", "downsample")]
+    assert dense_rate == pytest.approx(1e-6 + 0.01 * len(body) / sum(s.dense_macs() for s in body))
 
 
 def test_budget_search_respects_the_budget():
@@ -277,6 +337,48 @@ def test_table_from_another_machine_is_refused(tmp_path):
     path.write_text("{not json")
     with pytest.raises(LatencyModelError, match="not a readable JSON"):
         LatencyTable.load(path, there)
+
+
+def test_stream_writes_are_saved_and_checked(tmp_path):
+    target = make_target(fingerprint=_fp("avx2"))
+    table = synthetic_table("resnet20", 2, target)
+    table.stream_writes = {"32x16x16": 0.25}
+    path = tmp_path / "table.json"
+    table.save(path)
+    assert LatencyTable.load(path, target).stream_writes == {"32x16x16": 0.25}
+    for bad in ({"32x16x16": "fast"}, None):
+        data = json.loads(path.read_text())
+        data["stream_writes"] = bad
+        path.write_text(json.dumps(data))
+        with pytest.raises(LatencyModelError, match="corrupt latency table"):
+            LatencyTable.load(path, target)
+
+
+def test_stream_write_sample_restores_adds_and_rectifies():
+    """The timed stream write is what the exporter does to a grouped block output (its channels padded with
+    a zero, gathered into stream order, added to the stream, rectified), run in ONNX Runtime."""
+    import numpy as np
+    import onnx
+
+    from dsp_deploy.hardware.onnx_samples import stream_write_sample
+    from dsp_deploy.runtime.ort import ort_session
+
+    blob = stream_write_sample(6, (2, 3), batch=1)
+    assert [n.op_type for n in onnx.load_from_string(blob).graph.node] == ["Pad", "Gather", "Add", "Relu"]
+    rng = np.random.default_rng(0)
+    y, s = rng.standard_normal((1, 3, 2, 3), dtype=np.float32), rng.standard_normal((1, 6, 2, 3), dtype=np.float32)
+    (out,) = ort_session(blob).run(None, {"y": y, "s": s})
+    restored = np.zeros_like(s)
+    restored[:, ::2] = y  # channel 2j is written by output j, the odd ones by nothing
+    np.testing.assert_allclose(out, np.maximum(s + restored, 0), rtol=1e-6)
+
+
+def test_a_measured_cpu_table_has_the_stream_writes_of_its_blocks():
+    from dsp_deploy.hardware.latency import build_table
+
+    table = build_table("resnet20", make_target(), [2], runs=2)
+    assert set(table.stream_writes) == {"16x32x32", "32x16x16", "64x8x8"}
+    assert all(ms > 0 for ms in table.stream_writes.values())
 
 
 # -- CLI -----------------------------------------------------------------------------------------
