@@ -70,11 +70,12 @@ def one_group(layer: ConvStructure) -> ConvStructure:
 
 
 def fallback_to_one_group(
-    table: LatencyTable, topo: Topology, ms_per_mac: float | None = None
+    table: LatencyTable, topo: Topology, ms_per_mac: float | None = None, *, whole_stream: bool = False
 ) -> Callable[[ModelStructure], ModelStructure]:
     """A structure hook: each conv whose one-group (union) lowering the table predicts no slower
     than its grouped one becomes one group (more weights kept, no more latency).
 
+    ``whole_stream``: both lowerings priced as the whole-stream rule leaves them (`LatencyTable.conv_options`).
     ``ms_per_mac`` (a FLOPs target, see `LatencyTable.conv_ms_per_mac`): the extra MACs a layer keeps
     as one group are pruned elsewhere, saving that much each, so the lowerings compare net of their
     MACs: one group where ``union - grouped <= ms_per_mac * (union MACs - grouped MACs)``. On ONNX
@@ -85,12 +86,12 @@ def fallback_to_one_group(
         updates = {}
         for spec in topo.convs:
             layer = structure.layer(spec.name)
-            options = table.conv_options(spec, layer)
+            options = table.conv_options(spec, layer, whole_stream=whole_stream)
             if "grouped" not in options:
                 continue
             union, grouped = options["union"], options["grouped"]
             if ms_per_mac:
-                macs = table.option_macs(spec, layer)
+                macs = table.option_macs(spec, layer, whole_stream=whole_stream)
                 union, grouped = union - ms_per_mac * macs["union"], grouped - ms_per_mac * macs["grouped"]
             if union <= grouped:
                 updates[spec.name] = one_group(layer)
@@ -131,9 +132,9 @@ def target_shape(
     """The shape rules of a structure pruned for a target: the one-group fallback (`fallback_to_one_group`;
     ``ms_per_mac`` for a FLOPs target), then, on a backend of `WHOLE_STREAM_BACKENDS`, the whole-stream
     rule (`whole_stream_when_one_group`)."""
-    fallback = fallback_to_one_group(table, topo, ms_per_mac)
     if backend not in WHOLE_STREAM_BACKENDS:
-        return fallback
+        return fallback_to_one_group(table, topo, ms_per_mac)
+    fallback = fallback_to_one_group(table, topo, ms_per_mac, whole_stream=True)
     whole = whole_stream_when_one_group(topo)
     return lambda structure: whole(fallback(structure))
 

@@ -8,12 +8,13 @@ channel multiple .. all) for G = 1 and the pruning's G, and a conv's time is the
 interpolation of its site's grid, which is exact for a + b*ci + c*co + d*ci*co (the shape of a
 conv's cost). A conv with several live groups is predicted as the cheaper of its grouped
 lowering (Gather + Conv(group=G) at the largest group's counts) and its one-group (union)
-lowering. On a backend that keeps the residual stream whole (`WHOLE_STREAM_BACKENDS`) a block's last
-conv is priced as it will run there: grouped, plus writing the stream (restore gather, Add, Relu:
-measured once per stream shape); one group, writing every stream channel (zero rows for pruned
-filters, the Add and Relu fused into it). The whole model is ``scale * sum(parts) + offset``, the two
-numbers fitted by least squares on the dense model and a few pruned structures measured whole (layout
-reorders, fusions and the per-run overhead of the isolated timings are what they absorb).
+lowering. The shape rules of a backend that keeps the residual stream whole (`WHOLE_STREAM_BACKENDS`,
+`prune --hardware-aware`) price a conv as it will run there: a block's last conv grouped plus writing the
+stream (restore gather, Add, Relu: measured once per stream shape), or as one group writing every stream
+channel (zero rows for pruned filters, the Add and Relu fused into it). The whole model is
+``scale * sum(parts) + offset``, the two numbers fitted by least squares on the dense model and a few
+pruned structures measured whole (layout reorders, fusions and the per-run overhead of the isolated
+timings are what they absorb).
 
 Timings come from the benchmark harness (`dsp_deploy.bench.harness.run_benchmark`: ONNX Runtime
 CPU, interleaved, median), which sits above this module in the package layers: it is imported
@@ -135,11 +136,6 @@ class LatencyTable:
     notes: dict[str, Any] | None = None
     stream_writes: dict[str, float] | None = None  # stream key -> ms a grouped block output adds
 
-    @property
-    def whole_stream(self) -> bool:
-        """True when this table's target keeps the residual stream whole (`WHOLE_STREAM_BACKENDS`)."""
-        return self.target.get("backend") in WHOLE_STREAM_BACKENDS
-
     # -- prediction ---------------------------------------------------------------------------
     def _site_ms(self, key: str, groups: int, ci: int, co: int) -> float:
         site = self.sites.get(key)
@@ -162,16 +158,17 @@ class LatencyTable:
         )
         return max(value, 0.0)
 
-    def _option_shapes(self, spec: ConvSpec, layer: ConvStructure) -> dict[str, tuple[int, int, int]]:
+    def _option_shapes(self, spec: ConvSpec, layer: ConvStructure, whole_stream: bool
+                       ) -> dict[str, tuple[int, int, int]]:
         """(groups, per-group inputs, per-group filters) each lowering of ``layer`` runs: ``union`` (one
-        group) always, ``grouped`` (at the largest group's counts) when several groups own filters. On a
-        whole-stream backend a one-group conv reads every stream channel and a block output writes them all."""
+        group) always, ``grouped`` (at the largest group's counts) when several groups own filters.
+        ``whole_stream``: as the whole-stream rule shapes a one-group conv (`WHOLE_STREAM_BACKENDS`): a
+        stream reader reads every stream channel, a block output writes them all."""
         live = [g for g in range(layer.groups) if layer.group_filters(g)]
         if not live:
             return {}
-        whole = self.whole_stream
-        reads = layer.in_channels if whole and spec.reads.startswith("stream:") else len(layer.read_channels)
-        filters = layer.out_channels if whole and spec.role == ROLE_BLOCK_OUT else len(layer.kept_filters)
+        reads = layer.in_channels if whole_stream and spec.reads.startswith("stream:") else len(layer.read_channels)
+        filters = layer.out_channels if whole_stream and spec.role == ROLE_BLOCK_OUT else len(layer.kept_filters)
         shapes = {"union": (1, reads, filters)}
         if len(live) > 1:
             ci = max(len(layer.group_inputs[g]) for g in live)
@@ -179,22 +176,23 @@ class LatencyTable:
             shapes["grouped"] = (layer.groups, ci, co)
         return shapes
 
-    def conv_options(self, spec: ConvSpec, layer: ConvStructure) -> dict[str, float]:
-        """Predicted ms of ``layer`` per lowering (see `_option_shapes`); a grouped block output on a
-        whole-stream backend also pays writing the stream (``stream_writes``)."""
-        shapes = self._option_shapes(spec, layer)
+    def conv_options(self, spec: ConvSpec, layer: ConvStructure, *, whole_stream: bool = False) -> dict[str, float]:
+        """Predicted ms of ``layer`` per lowering (see `_option_shapes`). ``whole_stream`` (the shape rules
+        of a `WHOLE_STREAM_BACKENDS` target): a one-group conv as that rule shapes it, and a grouped block
+        output also paying the stream write its export adds (``stream_writes``)."""
+        shapes = self._option_shapes(spec, layer, whole_stream)
         if not shapes:
             return {"union": 0.0}
         key = site_key(spec)
         options = {name: self._site_ms(key, g, ci, co) for name, (g, ci, co) in shapes.items()}
-        if "grouped" in options and self.whole_stream and spec.role == ROLE_BLOCK_OUT:
+        if "grouped" in options and whole_stream and spec.role == ROLE_BLOCK_OUT:
             options["grouped"] += (self.stream_writes or {}).get(stream_key(spec), 0.0)
         return options
 
-    def option_macs(self, spec: ConvSpec, layer: ConvStructure) -> dict[str, int]:
+    def option_macs(self, spec: ConvSpec, layer: ConvStructure, *, whole_stream: bool = False) -> dict[str, int]:
         """The MACs (per image) a FLOPs count charges each lowering of `conv_options`: the layer as it
         is for ``grouped``, the one-group shape of `_option_shapes` for ``union``."""
-        shapes = self._option_shapes(spec, layer)
+        shapes = self._option_shapes(spec, layer, whole_stream)
         h, w = spec.output_size
         out = {"union": shapes["union"][1] * shapes["union"][2] * spec.kernel_size ** 2 * h * w} if shapes else {}
         if "grouped" in shapes:

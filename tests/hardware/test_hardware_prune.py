@@ -120,3 +120,18 @@ def test_groups_are_traded_for_the_macs_they_cost(tmp_path):
     hw = HardwareTarget(table=str(tmp_path / "table.json"))
     shaped = dsp_to_flops_on_target(hw, topo, state, assignments, 2, {"method": "dsp"}, 0.5, "dsp")
     assert shaped.record["grouped_layers"] == 0 and shaped.record["one_group_layers"] > 0
+
+
+def test_ort_cpu_shape_rules_price_the_stream_write():
+    """ONNX Runtime CPU's shape rules charge a grouped block output its stream write: priced dear, every
+    grouped block output becomes one group there, while another backend's rules leave it grouped."""
+    from dsp_deploy.hardware.latency import plan_stream_writes
+
+    topo, state, assignments = _setup(2)
+    table = synthetic_table("resnet20", 2, make_target())
+    table.stream_writes = {key: 1e3 for key in plan_stream_writes(topo)}
+    pruned = GroupChannelPruner(topo, state, assignments, 2).structure(0.5)
+    outs = [s.name for s in topo.convs if s.role == ROLE_BLOCK_OUT and live_groups(pruned.layer(s.name)) > 1]
+    on_cpu, on_trt = target_shape(table, topo, "ort-cpu")(pruned), target_shape(table, topo, "trt")(pruned)
+    kept = [name for name in outs if live_groups(on_trt.layer(name)) > 1]  # groups pay, the write aside
+    assert kept and all(live_groups(on_cpu.layer(name)) == 1 for name in kept)

@@ -98,29 +98,30 @@ def _half_groups(spec, unread: int = 0):
                          [range(half), range(half, spec.in_channels - unread)])
 
 
-@pytest.mark.parametrize("backend, whole", [("ort-cpu", True), ("trt", False)])
-def test_block_outputs_are_priced_as_they_write_the_stream(backend, whole):
-    """On ONNX Runtime CPU a grouped block output also pays writing the stream (the table's measured
-    stream write), and its one-group form writes every stream channel (the pruned ones as zero rows);
-    a one-group stream reader reads the whole stream. Other backends price the convs alone."""
+@pytest.mark.parametrize("whole", [True, False])
+def test_block_outputs_are_priced_as_they_write_the_stream(whole):
+    """Priced under the whole-stream rule (ONNX Runtime CPU's shape rules) a grouped block output also pays
+    writing the stream (the table's measured stream write), its one-group form writes every stream channel
+    (the pruned ones as zero rows), a one-group stream reader reads the whole stream; priced as they are
+    (the latency-targeted search and the predictor), each conv alone."""
     from dsp_deploy.hardware.latency import site_key, stream_key
 
-    target = make_target(backend, fingerprint=_fp("avx2", "RTX" if backend != "ort-cpu" else None))
-    table = synthetic_table("resnet20", 2, target)
+    table = synthetic_table("resnet20", 2, make_target(fingerprint=_fp("avx2")))
     topo = topology("resnet20")
     out, reader, inner = topo.conv("layer2.1.conv2"), topo.conv("layer2.1.conv1"), topo.conv("layer1.0.conv1")
     assert out.role == "block_out" and reader.reads.startswith("stream:") and inner.role != "block_out"
     table.stream_writes = {stream_key(out): 0.5, stream_key(inner): 0.5}
     ms = lambda ci, co, g=1: 1e-6 * ci * co * 9 * 16 * 16 * g + 0.01  # noqa: E731 - the synthetic table's formula
-    options = table.conv_options(out, _half_groups(out))
+    options = table.conv_options(out, _half_groups(out), whole_stream=whole)
     assert options["grouped"] == pytest.approx(ms(16, 12, 2) + (0.5 if whole else 0.0))
     assert options["union"] == pytest.approx(ms(32, 32 if whole else 24))
-    assert table.option_macs(out, _half_groups(out)) == {"union": (32 if whole else 24) * 32 * 9 * 16 * 16,
-                                                         "grouped": 2 * 12 * 16 * 9 * 16 * 16}
-    reads = table.conv_options(reader, _half_groups(reader, unread=4))["union"]
+    assert table.option_macs(out, _half_groups(out), whole_stream=whole) == {
+        "union": (32 if whole else 24) * 32 * 9 * 16 * 16, "grouped": 2 * 12 * 16 * 9 * 16 * 16}
+    reads = table.conv_options(reader, _half_groups(reader, unread=4), whole_stream=whole)["union"]
     assert reads == pytest.approx(ms(32 if whole else 28, 24))
-    inner_options = table.conv_options(inner, _half_groups(inner))  # not a block output: no stream write
+    inner_options = table.conv_options(inner, _half_groups(inner), whole_stream=whole)  # no stream write
     assert inner_options["grouped"] == pytest.approx(table._site_ms(site_key(inner), 2, 8, 6))
+    assert table.conv_options(out, _half_groups(out)) == table.conv_options(out, _half_groups(out), whole_stream=False)
 
 
 def test_flops_target_exchange_turns_a_costly_group_into_one():
