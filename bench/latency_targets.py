@@ -238,6 +238,7 @@ def main() -> int:
 
     from dsp_deploy.errors import DSPDeployError
     from dsp_deploy.hardware import make_target
+    from dsp_deploy.training.latency_prune import CORRECTIONS
     from dsp_deploy.utils.machine import cpu_isa, cpu_model
 
     torch.set_num_threads(1)
@@ -357,7 +358,7 @@ def main() -> int:
         + "\n\n".join(sections)
         + "\n\n## Pruning to a speedup (dense checkpoint, one-shot groups)\n\n`prune --speedup X` searches the "
         "latency table's budget, exports and times the result beside dense, and, while the measurement misses the "
-        "goal by more than 5% (at most 2 times), measures another structure searched by whole-model FLOPs "
+        f"goal by more than 5% (at most {CORRECTIONS} times), measures another structure searched by whole-model FLOPs "
         "reduction (bracketed between the tries as a latency match does; from one try, latency taken as "
         "proportional to FLOPs); where the target's channel multiple cannot reach the goal it is halved "
         "(down to 4). The last column lists every measured try at the multiple used.\n\n"

@@ -5,8 +5,8 @@ fraction, with steps where the exporter switches a block's lowering. `RatioBrack
 measured (ratio, log(latency / goal)) and the latest point on either side of the goal, and proposes
 the next ratio: inside a bracket, log latency interpolated linearly in the log of the kept fraction,
 an end that stays put twice weighing half as much (Illinois), the midpoint where that lands near an
-end; before one, a one-sided step (a power-law extrapolation, at most the bisection step, its exponent
-no shallower than the caller's assumed one; from a single point, that exponent or the bisection step). Used by
+end; before one, a one-sided step (a power-law extrapolation, at most the bisection step; from a
+single point, the caller's assumed exponent or the bisection step). Used by
 ``compare.latency_match`` (ratio-matched methods) and ``training.latency_prune`` (the measured
 corrections of latency-targeted pruning).
 """
@@ -70,16 +70,13 @@ class RatioBracket:
 
     def _extrapolate(self, end: tuple[float, float], *, slow: bool) -> float | None:
         """Where the power law through ``end`` and the nearest other point on its side crosses the
-        goal (exponent clamped to [``one_point_exponent`` or 0.3, 3]: two tries on one flat step of the
-        exporter's staircase say nothing of the trend, and a shallow slope between them would leap past
-        the goal); with no other point on that side, the power law of ``one_point_exponent`` through
-        ``end`` (None without one)."""
+        goal (exponent clamped to [0.3, 3]); with no other point on that side, the power law of
+        ``one_point_exponent`` through ``end`` (None without one)."""
         side = [p for p in self.points if (p[1] > 0) == slow and p[0] != end[0]]
         if side:
             other = max(side) if slow else min(side)
             dx = log_kept(end[0]) - log_kept(other[0])
-            floor = self.one_point_exponent if self.one_point_exponent is not None else 0.3
-            exponent = min(3.0, max(floor, (end[1] - other[1]) / dx))
+            exponent = min(3.0, max(0.3, (end[1] - other[1]) / dx))
         elif self.one_point_exponent is not None:
             exponent = self.one_point_exponent
         else:

@@ -34,16 +34,3 @@ def test_bracket_interpolates_in_log_kept_and_ends_at_a_bound() -> None:
     top.add(0.9, math.log(1.1))  # too slow at the deepest allowed ratio: nothing left to try
     assert top.next_ratio(0.0, 0.9) is None
     assert RatioBracket().next_ratio(0.0, 0.9) is None
-
-
-def test_two_tries_on_a_flat_step_do_not_leap_past_the_goal() -> None:
-    """Two too-fast tries whose latency barely differs (one step of the exporter's staircase): the next
-    ratio follows the assumed law from the nearer one instead of the near-flat slope between them."""
-    assumed = RatioBracket(one_point_exponent=1.0)
-    assumed.add(0.79, math.log(1.4 / 1.57))
-    assumed.add(0.77, math.log(1.4 / 1.58))
-    assert assumed.next_ratio(0.0, 0.9) == pytest.approx(1 - 0.23 * 1.58 / 1.4)
-    plain = RatioBracket()  # no assumed law (compare --match latency): the slope clamped at 0.3
-    plain.add(0.79, math.log(1.4 / 1.57))
-    plain.add(0.77, math.log(1.4 / 1.58))
-    assert plain.next_ratio(0.0, 0.9) == pytest.approx(1 - 0.23 * (1.58 / 1.4) ** (1 / 0.3))
