@@ -127,8 +127,6 @@ def test_block_outputs_are_priced_as_they_write_the_stream(whole):
 def test_flops_target_exchange_turns_a_costly_group_into_one():
     """Under a FLOPs target a one-group conv's extra MACs are pruned elsewhere: it falls back where its extra
     latency is below what those MACs save at ``ms_per_mac``, and keeps its groups where it is not."""
-    from dsp_deploy.structure import ModelStructure
-
     target = make_target(fingerprint=_fp("avx2"))
     topo = topology("resnet20")
     spec = topo.conv("layer2.1.conv1")
@@ -137,7 +135,6 @@ def test_flops_target_exchange_turns_a_costly_group_into_one():
     options, macs = table.conv_options(spec, layer), table.option_macs(spec, layer)
     assert options["grouped"] < options["union"]  # groups are faster as such: no plain fallback
     structure = dense_structure(topo).with_layers({spec.name: layer})
-    assert isinstance(structure, ModelStructure)
     assert fallback_to_one_group(table, topo)(structure).layer(spec.name).groups == 2
     rate = (options["union"] - options["grouped"]) / (macs["union"] - macs["grouped"])  # break-even ms per MAC
     assert fallback_to_one_group(table, topo, 1.01 * rate)(structure).layer(spec.name).groups == 1
