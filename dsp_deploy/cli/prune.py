@@ -34,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="with --flops-reduction: shape the structure for the target (--backend, "
                              "--target-threads, --target-batch; its latency table): group sizes in its channel "
                              "multiple (finer where the target cannot be reached), one group where groups cost "
-                             "more than they save, and on ort-cpu a one-group conv's stream reads and block "
+                             "more than they save (net of the MACs one group keeps, pruned elsewhere), and on "
+                             "ort-cpu a one-group conv's stream reads and block "
                              "outputs kept whole (pruned they would run as zeros), so the FLOPs cut are the ones "
                              "the export saves")
     parser.add_argument("--out", required=True, metavar="P.pt", help="pruned checkpoint to write")
