@@ -11,6 +11,7 @@ from dsp_deploy.training.cli_args import (
     add_latency_options,
     add_loop_options,
     add_run_options,
+    check_target_flags,
     data_overrides,
     latency_options,
     loop_overrides,
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if args.dense:
             raise UsageError("--dense trains without pruning; it does not combine with --method/--flops-reduction")
         return _run_method(args)
+    check_target_flags(args, latency_goal=False)
 
     overrides = loop_overrides(args)
     overrides["alpha"] = args.alpha

@@ -61,6 +61,13 @@ def report_summary(summary: Mapping[str, Any], as_json: bool,
     return 0
 
 
+TARGET_DEFAULTS = {"backend": "ort-cpu", "target_threads": 1, "target_batch": 1}
+"""The target flags' values when not given (the parser's defaults are None, so a given flag is seen)."""
+MEASURE_FLAGS = {"no_measure": "--no-measure", "latency_stat": "--latency-stat"}
+TARGET_FLAGS = {"backend": "--backend", "target_threads": "--target-threads", "target_batch": "--target-batch",
+                "latency_table": "--latency-table", **MEASURE_FLAGS}
+
+
 def add_latency_options(parser: argparse.ArgumentParser) -> None:
     """--latency-target / --speedup and the target they are measured on (see `dsp_deploy.hardware`)."""
     group = parser.add_argument_group("latency target (instead of --flops-reduction; measured on this machine)")
@@ -68,32 +75,62 @@ def add_latency_options(parser: argparse.ArgumentParser) -> None:
                        help="prune to this predicted latency in ms on the target")
     group.add_argument("--speedup", type=float, metavar="X",
                        help="prune to X times faster than the dense model on the target (predicted)")
-    group.add_argument("--backend", default="ort-cpu",
-                       help="target backend: ort-cpu (measured); ort-cuda, trt, torch-cuda are named but not "
+    group.add_argument("--backend",
+                       help="target backend: ort-cpu (default; measured); ort-cuda, trt, torch-cuda are named but not "
                             "measurable yet")
-    group.add_argument("--target-threads", type=int, default=1, help="target intra-op threads (default 1)")
-    group.add_argument("--target-batch", type=int, default=1, help="target batch size (default 1)")
+    group.add_argument("--target-threads", type=int, help="target intra-op threads (default 1)")
+    group.add_argument("--target-batch", type=int, help="target batch size (default 1)")
     group.add_argument("--latency-table", metavar="FILE",
                        help="latency table to use/write (default: ~/.cache/dsp-deploy/latency/, keyed by the machine)")
-    group.add_argument("--no-measure", action="store_true",
+    group.add_argument("--no-measure", action="store_true", default=None,
                        help="do not export and time the result beside dense (record the prediction only)")
     from dsp_deploy.runtime.timing import STATS
 
-    group.add_argument("--latency-stat", choices=STATS, default="median",
+    group.add_argument("--latency-stat", choices=STATS,
                        help="what a measured try is judged by (default: median; min on a shared, noisy host)")
 
 
+def _given(args: argparse.Namespace, flags: Mapping[str, str]) -> list[str]:
+    return [flag for dest, flag in flags.items() if getattr(args, dest, None) is not None]
+
+
+def check_target_flags(args: argparse.Namespace, *, latency_goal: bool) -> None:
+    """Refuse target flags that would be ignored (UsageError naming them): without a latency goal
+    or --hardware-aware no target is used, and --hardware-aware measures nothing but its table."""
+    from dsp_deploy.errors import UsageError
+
+    hardware = getattr(args, "hardware_aware", False)
+    if not latency_goal and not hardware:
+        given = _given(args, TARGET_FLAGS)
+        if given:
+            raise UsageError(f"{', '.join(given)} describe{'s' if len(given) == 1 else ''} a latency target: "
+                             "give --latency-target MS or --speedup X" + (", or --hardware-aware"
+                                                                          if hasattr(args, "hardware_aware") else ""))
+    elif hardware and not latency_goal:
+        given = _given(args, MEASURE_FLAGS)
+        if given:
+            raise UsageError(f"{', '.join(given)}: --hardware-aware measures nothing beyond its latency table "
+                             "(it shapes a FLOPs target); drop the flag")
+
+
+def _target(args: argparse.Namespace, dest: str) -> Any:
+    value = getattr(args, dest, None)
+    return TARGET_DEFAULTS[dest] if value is None else value
+
+
 def latency_options(args: argparse.Namespace, flops_reduction: float | None) -> Any:
-    """LatencyOptions from the parsed flags, or None for a FLOPs target (UsageError on two targets)."""
+    """LatencyOptions from the parsed flags, or None for a FLOPs target (UsageError on two targets,
+    or on target flags that would be ignored)."""
     from dsp_deploy.hardware.budget import check_goal
     from dsp_deploy.training.latency_prune import LatencyOptions
 
     goal = check_goal(flops_reduction, args.latency_target, args.speedup)
+    check_target_flags(args, latency_goal=goal is not None)
     if goal is None:
         return None
-    return LatencyOptions(goal, args.backend, args.target_threads, args.target_batch,
-                          getattr(args, "channel_multiple", None), args.latency_table, not args.no_measure,
-                          stat=args.latency_stat)
+    return LatencyOptions(goal, _target(args, "backend"), _target(args, "target_threads"),
+                          _target(args, "target_batch"), getattr(args, "channel_multiple", None), args.latency_table,
+                          not args.no_measure, stat=args.latency_stat or "median")
 
 
 def hardware_target(args: argparse.Namespace) -> Any:
@@ -102,5 +139,5 @@ def hardware_target(args: argparse.Namespace) -> Any:
         return None
     from dsp_deploy.training.hardware_prune import HardwareTarget
 
-    return HardwareTarget(args.backend, args.target_threads, args.target_batch, getattr(args, "channel_multiple", None),
-                          args.latency_table)
+    return HardwareTarget(_target(args, "backend"), _target(args, "target_threads"), _target(args, "target_batch"),
+                          getattr(args, "channel_multiple", None), args.latency_table)

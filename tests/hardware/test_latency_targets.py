@@ -471,6 +471,22 @@ def test_prune_bad_inputs_are_one_line(tv_files, capsys):
     assert not out.exists()
 
 
+def test_target_flags_that_would_be_ignored_are_refused(tv_files, capsys):
+    """A target flag without a latency goal or --hardware-aware, and a measuring flag beside
+    --hardware-aware (which measures nothing but its table), is refused in one line before
+    anything is loaded or written."""
+    out = tv_files / "never.pt"
+    flops = (*_prune(tv_files), "--flops-reduction", "0.5", "--out", out)
+    _one_line_error(_main(capsys, *flops, "--backend", "ort-cpu"), "--backend describes a latency target")
+    _one_line_error(_main(capsys, *flops, "--target-batch", "32", "--no-measure"),
+                    "--target-batch, --no-measure describe a latency target")
+    _one_line_error(_main(capsys, *flops, "--hardware-aware", "--latency-stat", "min"),
+                    "--latency-stat: --hardware-aware measures nothing beyond its latency table")
+    _one_line_error(_main(capsys, "-q", "train", "--data", "synthetic", "--out", tv_files / "run", "--target-threads",
+                          "2"), "--target-threads describes a latency target")
+    assert not out.exists() and not (tv_files / "run").exists()
+
+
 @pytest.mark.slow
 def test_train_method_l1_to_a_speedup(tv_files, tmp_path, capsys):
     """`train --method l1 --speedup X`: the channel method's prune stage searches predicted latency."""
