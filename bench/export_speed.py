@@ -107,11 +107,13 @@ def magnitude_structure(topo, state, target):
     return build((lo + hi) / 2)
 
 
-def time_models(paths: dict[str, Path], shape: tuple[int, ...], runs: int) -> dict[str, tuple[float, float]]:
-    """Median and min ms per variant, interleaved."""
+def time_models(paths: dict[str, Path], shape: tuple[int, ...], runs: int,
+                min_seconds: float = 0.0) -> dict[str, tuple[float, float]]:
+    """Median and min ms per variant, interleaved (at least ``runs`` rounds, and more until
+    ``min_seconds`` have passed)."""
     sessions = {name: ort_session(path.read_bytes(), threads=1) for name, path in paths.items()}
     feed = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    times = time_interleaved(sessions, feed, runs=runs, warmup=3)
+    times = time_interleaved(sessions, feed, runs=runs, warmup=3, min_seconds=min_seconds)
     return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 

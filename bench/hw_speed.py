@@ -1,5 +1,6 @@
 """Hardware speed targets of issue 11 ("export at the FLOPs' speed"), side by side with dense, on
-ONNX Runtime CPU with 1 intra-op thread (variants interleaved run by run in one process, medians):
+ONNX Runtime CPU with 1 intra-op thread (variants interleaved run by run in one process, medians of
+at least ``--runs`` rounds taking at least ``--min-seconds`` per batch):
 
 - ``r56``: the authors' ResNet-56 g=2 checkpoint, ``--lowering auto``, batch 1 and 32
   (targets >= 1.15x and >= 1.25x dense);
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from export_speed import resnet50_checkpoint, table, time_models  # noqa: E402
 
 from dsp_deploy.export import export_onnx  # noqa: E402
+from dsp_deploy.runtime.timing import MEASURE_SECONDS  # noqa: E402
 
 REFERENCE = ROOT.parent / "shared" / "dsp-reference"
 DEMO_STRUCTURE = ROOT / "bench" / "data" / "demo_resnet20_g4_structure.json"
@@ -113,7 +115,7 @@ def executed(paths: dict[str, Path]) -> tuple[str, float]:
 
 
 def run_setting(name: str, multiple: int, runs: int, work: Path, breakdown: bool = False,
-                demo: Path = DEMO_STRUCTURE) -> tuple[str, list[tuple]]:
+                demo: Path = DEMO_STRUCTURE, min_seconds: float = 0.0) -> tuple[str, list[tuple]]:
     """Export dense and auto, time them interleaved; returns (markdown section, verdict rows)."""
     from dsp_deploy.structure import count_costs
 
@@ -130,7 +132,7 @@ def run_setting(name: str, multiple: int, runs: int, work: Path, breakdown: bool
     work_text, bound = executed(paths)
     rows, verdicts = [], []
     for batch in batches:
-        res = time_models(paths, (batch, *shape), runs)
+        res = time_models(paths, (batch, *shape), runs, min_seconds)
         ratio = res["dense model"][0] / res["auto"][0]
         for variant, (med, low) in res.items():
             rows.append((variant, batch, f"{med:.3f}", f"{low:.3f}", f"{res['dense model'][0] / med:.2f}x"))
@@ -196,7 +198,11 @@ def kernel_section(runs: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=40, help="timed runs per variant and batch (median)")
+    parser.add_argument("--runs", type=int, default=40, help="timed runs per variant and batch, at least (median)")
+    parser.add_argument("--min-seconds", type=float, default=MEASURE_SECONDS, metavar="S",
+                        help="keep timing each batch's interleaved rounds until S seconds have passed (default "
+                             f"{MEASURE_SECONDS:g}, the project's timing window: 40 runs of a small model take "
+                             "a tenth of a second, where one burst of a neighbour on the host moves the median)")
     parser.add_argument("--channel-multiple", type=int, metavar="N",
                         help="the target's channel alignment (8: AVX2, 16: AVX-512) for pruning and export "
                              "(default: this machine's, from dsp_deploy.targets)")
@@ -212,6 +218,8 @@ def main() -> int:
     args = parser.parse_args()
     if not args.demo_structure.is_file():
         parser.error(f"--demo-structure {args.demo_structure}: no such file")
+    if args.runs < 1 or args.min_seconds < 0:
+        parser.error("--runs takes a positive count and --min-seconds a duration >= 0")
 
     import onnxruntime as ort
     import torch
@@ -233,20 +241,22 @@ def main() -> int:
     load0 = os.getloadavg()
     sections, verdicts = [], []
     for name in names:
-        section, rows = run_setting(name, args.channel_multiple, args.runs, work, args.breakdown, args.demo_structure)
+        section, rows = run_setting(name, args.channel_multiple, args.runs, work, args.breakdown, args.demo_structure,
+                                    args.min_seconds)
         sections.append(section)
         verdicts += rows
     if args.kernels:
         sections.append(kernel_section(args.runs))
     load1 = os.getloadavg()
-    command = f"python bench/hw_speed.py --runs {args.runs} --channel-multiple {args.channel_multiple}" + (
+    command = (f"python bench/hw_speed.py --runs {args.runs} --min-seconds {args.min_seconds:g} "
+               f"--channel-multiple {args.channel_multiple}") + (
         f" --only {args.only}" if names != list(SETTINGS) else "") + (" --breakdown" if args.breakdown else "") + (
         " --kernels" if args.kernels else "") + (
         f" --demo-structure {args.demo_structure}" if args.demo_structure != DEMO_STRUCTURE else "")
     text = (f"# Hardware speed targets (issue 11), ONNX Runtime CPU, 1 thread\n\nCommand: `{command}`\n\n"
             f"Machine: {machine}. Load average {load0[0]:.1f} at start, {load1[0]:.1f} at end. Sessions: "
-            f"intra_op 1, sequential, ORT_ENABLE_ALL; dense and auto interleaved run by run, median of {args.runs} "
-            f"runs (min beside it). 'dense model' = the unpruned architecture exported with `--lowering dense`.\n\n"
+            f"intra_op 1, sequential, ORT_ENABLE_ALL; dense and auto interleaved run by run, median of at least "
+            f"{args.runs} runs and {args.min_seconds:g} s per batch (min beside it). 'dense model' = the unpruned architecture exported with `--lowering dense`.\n\n"
             + table(verdicts, ("target", "measured (medians)", "ratio of the minima",
                                      "MAC bound (dense / executed MACs)", "status"))
             + "\n\n" + "\n\n".join(sections) + "\n")

@@ -31,13 +31,14 @@ COST_CACHE_FORMAT = DocFormat("export-costs", 1, "planner timing cache")
 
 
 def time_interleaved(sessions: Mapping[str, Any], feed: np.ndarray, *, runs: int,
-                     warmup: int = 2) -> dict[str, list[float]]:
-    """Per variant, ``runs`` wall times in ms, variants taking turns each round: ONNX Runtime
-    sessions put through the one timing loop (``runtime.timing``)."""
+                     warmup: int = 2, min_seconds: float = 0.0) -> dict[str, list[float]]:
+    """Per variant, ``runs`` wall times in ms (more while ``min_seconds`` have not passed),
+    variants taking turns each round: ONNX Runtime sessions put through the one timing loop
+    (``runtime.timing``)."""
     runners = {key: OrtRunner.from_session(sess, name=key) for key, sess in sessions.items()}
     for runner, sess in zip(runners.values(), sessions.values()):
         runner.prepare({sess.get_inputs()[0].name: feed})
-    samples = run_interleaved(list(runners.values()), runs=runs, warmup=warmup)
+    samples = run_interleaved(list(runners.values()), runs=runs, warmup=warmup, min_seconds=min_seconds)
     return dict(zip(runners, samples))
 
 
