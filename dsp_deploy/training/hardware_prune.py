@@ -93,5 +93,5 @@ def dsp_to_flops_on_target(hw: HardwareTarget, topo: Any, state_dict: Mapping[st
         log.info("hardware-aware pruning for %s: %s", target.describe(), record)
         return ShapedResult(result, multiple, record)
     multiples = ", ".join(str(t["channel_multiple"]) for t in tried)
-    raise TrainingError(f"{tried[-1]['outcome']} under the shape rules of {target.describe()} "
-                        f"(channel multiples tried: {multiples})")
+    raise TrainingError(f"{tried[-1]['outcome']} at channel multiple {tried[-1]['channel_multiple']} (channel "
+                        f"multiples tried: {multiples}) under the shape rules of {target.describe()}")

@@ -60,3 +60,30 @@ def test_demo_rejects_bad_options(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="match-steps"):
         run_demo(DemoOptions(out=str(tmp_path), match_steps=0))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_prunes_by_flops_alone_where_shaping_cannot_reach(tmp_path: Path, caplog) -> None:
+    """The demo's prune step falls back to FLOPs-only pruning (with a warning) when the machine's
+    shape rules cannot reach the FLOPs target: at 97% fewer FLOPs a G=4 ResNet-20 keeps at least
+    a channel multiple of 4 per live group, or the whole stream where it runs as one group."""
+    import logging
+
+    from dsp_deploy.app.demo import DemoState, step_prune
+    from dsp_deploy.cli.main import main
+
+    run = tmp_path / "group-learned"
+    assert main(["-q", "train", "--data", "synthetic", "--model", "resnet20", "--groups", "4", "--iterations", "2",
+                 "--out", str(run), "--no-progress"]) == 0
+    state = DemoState(DemoOptions(out=str(tmp_path / "demo"), flops_reduction=0.97, progress=False), tmp_path / "demo")
+    state.out.mkdir()
+    state.files["group-learned checkpoint"] = str(run / "checkpoint.pt")
+    with caplog.at_level(logging.WARNING, logger="dsp_deploy.app.demo"):
+        step_prune(state)
+    summary = state.results["prune"]
+    assert summary.get("hardware") is None and abs(summary["reduction_pct"] - 97.0) <= 0.5
+    assert "pruning by FLOPs alone" in caplog.text and "out of reach" in caplog.text
+    assert load_checkpoint(state.files["pruned checkpoint"]).structure is not None
+    text = format_demo_summary({"model": "resnet20", "data": "synthetic", "groups": 4,
+                                "target_flops_reduction_pct": 97.0, "results": {"prune": summary}, "steps": [],
+                                "total_time_s": 0.0, "files": {}})
+    assert "pruning shaped for this machine" not in text
