@@ -256,7 +256,8 @@ def main() -> int:
     text = (f"# Hardware speed targets (issue 11), ONNX Runtime CPU, 1 thread\n\nCommand: `{command}`\n\n"
             f"Machine: {machine}. Load average {load0[0]:.1f} at start, {load1[0]:.1f} at end. Sessions: "
             f"intra_op 1, sequential, ORT_ENABLE_ALL; dense and auto interleaved run by run, median of at least "
-            f"{args.runs} runs and {args.min_seconds:g} s per batch (min beside it). 'dense model' = the unpruned architecture exported with `--lowering dense`.\n\n"
+            f"{args.runs} runs and {args.min_seconds:g} s per batch (min beside it). 'dense model' = the unpruned "
+            "architecture exported with `--lowering dense`.\n\n"
             + table(verdicts, ("target", "measured (medians)", "ratio of the minima",
                                      "MAC bound (dense / executed MACs)", "status"))
             + "\n\n" + "\n\n".join(sections) + "\n")
