@@ -40,8 +40,9 @@ from dsp_deploy.targets import Target, channel_multiple, library_versions
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "dsp-deploy/latency-table"
-FORMAT_VERSION = 4  # 2: several pruned calibration samples; 3: G=1 tables calibrated on channel-pruned ones;
-# 4: stream writes of grouped block outputs (older tables are re-measured, not refused)
+FORMAT_VERSION = 5  # 2: several pruned calibration samples; 3: G=1 tables calibrated on channel-pruned ones;
+# 4: stream writes of grouped block outputs; 5: DSP samples calibrated under the target's shape rules
+# (`budget.target_shape`, as latency-targeted results are shaped). Older tables are re-measured, not refused.
 GRID_POINTS = 3
 # Table samples and calibration keep the minimum of the interleaved runs, like the export planner:
 # on a shared machine it is the least disturbed estimate (medians there move 2-3x between runs).

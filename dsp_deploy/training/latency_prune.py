@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dsp_deploy.errors import UsageError
-from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group, latency_record
+from dsp_deploy.hardware.budget import LatencyGoal, latency_record, target_shape
 from dsp_deploy.runtime.timing import MEASURE_SECONDS, check_stat
 from dsp_deploy.structure.ir import ModelStructure
 from dsp_deploy.targets import MEASURABLE_BACKENDS, Target, channel_multiple, make_target
@@ -137,8 +137,9 @@ def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20
                           betas: tuple[float, ...] = CALIBRATION_BETAS, topo: Any = None):
     """A calibrator for `build_table`: times the dense model and the pruned `calibration_structures` of
     the table's family whole and fits the table's scale and offset to them, so the fit captures how much
-    of the parts' saving the export delivers for such structures (the one-group fallback of the DSP
-    samples uses the not yet calibrated table: only relative costs matter there)."""
+    of the parts' saving the export delivers for such structures (the DSP samples are shaped by the target's
+    rules, `target_shape`, as latency-targeted results are, with the not yet calibrated table: only
+    relative costs matter there)."""
     from dsp_deploy.hardware.latency import STAT, LatencyTable, fit_calibration
     from dsp_deploy.hardware.whole import measure_structures
     from dsp_deploy.models import topology
@@ -146,7 +147,7 @@ def calibrate_whole_model(groups: int, *, lowering: str = "auto", runs: int = 20
     def calibrate(table: LatencyTable, target: Target) -> None:
         shape = topo or topology(table.model)
         structures = calibration_structures(table.model, groups, channel_multiple(target), shape,
-                                            fallback_to_one_group(table, shape), betas)
+                                            target_shape(table, shape, target.backend), betas)
         measured = measure_structures(structures, target, lowering=lowering, runs=runs, stat=STAT)
         fit_calibration(table, [(structures[k], measured[k]) for k in structures])
         table.notes = dict(table.notes or {}, calibration={k: round(v, 4) for k, v in measured.items()},
@@ -374,8 +375,11 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
                   groups: int, metadata: dict[str, Any], *, progress: bool = False,
                   criterion: str = "l2sq") -> Budgeted:
     """DSP group channel pruning with the highest threshold-kept importance (``criterion``) whose
-    predicted latency fits the goal: group sizes in the target's channel multiple (relaxed where that
-    cannot reach the goal, `relaxing_alignment`), one group where groups don't pay."""
+    predicted latency fits the goal, under the target's shape rules (`budget.target_shape`): group sizes
+    in the target's channel multiple (relaxed where that cannot reach the goal, `relaxing_alignment`), one
+    group where groups don't pay, and on ONNX Runtime CPU a one-group conv's stream reads and block
+    outputs whole (the export runs them whole: pruned, they would cost latency the search never sees
+    and drop weights that cost nothing)."""
     from dsp_deploy.training.pruning import GroupChannelPruner
 
     target = opts.target()
@@ -385,7 +389,7 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
 
     def attempt(multiple: int) -> tuple[ModelStructure, dict[str, Any]]:
         pruner = GroupChannelPruner(topo, state_dict, assignments, groups, dict(metadata, channel_multiple=multiple),
-                                    channel_multiple=multiple, finalize=fallback_to_one_group(table, topo),
+                                    channel_multiple=multiple, finalize=target_shape(table, topo, target.backend),
                                     criterion=criterion)
 
         def search(budget: float) -> Found:

@@ -136,3 +136,25 @@ def test_ort_cpu_shape_rules_price_the_stream_write():
     on_cpu, on_trt = target_shape(table, topo, "ort-cpu")(pruned), target_shape(table, topo, "trt")(pruned)
     kept = [name for name in outs if live_groups(on_trt.layer(name)) > 1]  # groups pay, the write aside
     assert kept and all(live_groups(on_cpu.layer(name)) == 1 for name in kept)
+
+
+def test_latency_targets_are_searched_under_the_targets_shape_rules(tmp_path):
+    """`prune --speedup` on ort-cpu: where the table prices groups above one group, the result's convs are
+    one group and read and write the whole stream (as the export runs them), and the budget is met by the
+    structure so shaped (its whole-stream MACs included in the prediction)."""
+    from dsp_deploy.hardware.budget import LatencyGoal
+    from dsp_deploy.structure import dense_structure
+    from dsp_deploy.training.latency_prune import LatencyOptions, dsp_to_budget
+
+    target = make_target()
+    table = synthetic_table("resnet20", 2, target, grouped_ms=1e9)
+    table.save(tmp_path / "table.json")
+    topo, state, assignments = _setup(2)
+    opts = LatencyOptions(LatencyGoal(speedup=1.3), table=str(tmp_path / "table.json"), measure=False)
+    found = dsp_to_budget(opts, topo, state, assignments, 2, {"method": "dsp"})
+    structure = found.structure
+    pruned = [layer for layer in structure.layers if not layer.is_dense]
+    assert pruned and all(live_groups(layer) == 1 for layer in pruned)
+    assert _whole(topo, structure) == ([], [])
+    budget = LatencyGoal(speedup=1.3).budget_ms(table.predict(dense_structure(topo), topo))
+    assert table.predict(structure, topo) <= budget and found.record["predicted_ms"] <= found.record["budget_ms"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from dsp_deploy.errors import LatencyModelError, UsageError
-from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group
+from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group, target_shape
 from dsp_deploy.hardware.latency import LatencyTable
 from dsp_deploy.models import create, topology
 from dsp_deploy.structure import count_costs, dense_structure
@@ -562,7 +562,7 @@ def test_alignment_is_relaxed_only_where_the_target_multiple_cannot_reach_the_go
 
     def floor(multiple):
         pruner = GroupChannelPruner(topo, state, assignments, 4, channel_multiple=multiple,
-                                    finalize=fallback_to_one_group(table, topo))
+                                    finalize=target_shape(table, topo, target.backend))  # dsp_to_budget's rules
         return table.predict(pruner.structure(1.0), topo)
 
     coarse, fine = floor(native), floor(MIN_MULTIPLE)
