@@ -85,6 +85,8 @@ def _rows(s: dict) -> list[tuple[str, str]]:
         rows.append(("target", f"{lat['target']['backend']}, {lat['target']['threads']} thread(s), batch "
                                f"{lat['target']['batch']}, {fp['cpu']} ({fp['isa']}), channel multiple {used}"
                                + (f" (the target's {native} could not reach the goal)" if used != native else "")))
+        if lat.get("shape_rules"):
+            rows.append(("shape rules", lat["shape_rules"]))
         rows.append(("latency (predicted)",
                      f"{lat['predicted_ms']:.3f} ms vs dense {lat['predicted_dense_ms']:.3f} ms "
                      f"({lat['predicted_speedup']:.2f}x; goal {lat['goal']})"))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dsp_deploy.errors import UsageError
-from dsp_deploy.hardware.budget import LatencyGoal, latency_record, target_shape
+from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group, latency_record, target_shape
 from dsp_deploy.runtime.timing import MEASURE_SECONDS, check_stat
 from dsp_deploy.structure.ir import ModelStructure
 from dsp_deploy.targets import MEASURABLE_BACKENDS, Target, channel_multiple, make_target
@@ -108,8 +108,8 @@ def calibration_structures(model: str, groups: int, multiple: int, topo: Any,
                            finalize: Callable[[ModelStructure], ModelStructure],
                            betas: tuple[float, ...] = CALIBRATION_BETAS) -> dict[str, ModelStructure]:
     """Dense and pruned structures of random weights, shaped like a latency-targeted result of the table's
-    family (target alignment): DSP structures, one per threshold in ``betas``, with the one-group fallback
-    (``finalize``) for a G>1 table; L1 channel-pruned ones at `CALIBRATION_CHANNEL_REDUCTIONS` for a G=1
+    family (target alignment): DSP structures, one per threshold in ``betas``, under the target's shape
+    rules (``finalize``) for a G>1 table; L1 channel-pruned ones at `CALIBRATION_CHANNEL_REDUCTIONS` for a G=1
     table (a reduction the alignment cannot reach is left out)."""
     from dsp_deploy.structure import dense_structure
 
@@ -379,7 +379,11 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
     in the target's channel multiple (relaxed where that cannot reach the goal, `relaxing_alignment`), one
     group where groups don't pay, and on ONNX Runtime CPU a one-group conv's stream reads and block
     outputs whole (the export runs them whole: pruned, they would cost latency the search never sees
-    and drop weights that cost nothing)."""
+    and drop weights that cost nothing). Where those rules put the goal out of reach at every multiple,
+    the search is repeated with the one-group fallback alone (grouped convs can cut what one-group ones
+    must keep); the record's ``shape_rules`` says which rules the result was shaped by."""
+    from dsp_deploy.errors import TrainingError
+    from dsp_deploy.hardware.latency import WHOLE_STREAM_BACKENDS
     from dsp_deploy.training.pruning import GroupChannelPruner
 
     target = opts.target()
@@ -387,24 +391,38 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
     measure = _measurer(opts, target, topo, state_dict)
     flops, dense_flops = whole_flops(topo)
 
-    def attempt(multiple: int) -> tuple[ModelStructure, dict[str, Any]]:
-        pruner = GroupChannelPruner(topo, state_dict, assignments, groups, dict(metadata, channel_multiple=multiple),
-                                    channel_multiple=multiple, finalize=target_shape(table, topo, target.backend),
-                                    criterion=criterion)
+    def shaped_by(finalize: Callable[[ModelStructure], ModelStructure]) -> Budgeted:
+        def attempt(multiple: int) -> tuple[ModelStructure, dict[str, Any]]:
+            pruner = GroupChannelPruner(topo, state_dict, assignments, groups,
+                                        dict(metadata, channel_multiple=multiple), channel_multiple=multiple,
+                                        finalize=finalize, criterion=criterion)
 
-        def search(budget: float) -> Found:
-            beta, _, structure = pruner.search_cost(lambda s: table.predict(s, topo), budget, progress=progress)
-            return structure, {"beta": beta}
+            def search(budget: float) -> Found:
+                beta, _, structure = pruner.search_cost(lambda s: table.predict(s, topo), budget, progress=progress)
+                return structure, {"beta": beta}
 
-        def by_flops(ratio: float) -> Found:
-            beta, _, structure = pruner.search_cost(flops, (1.0 - ratio) * dense_flops, what="FLOPs count",
-                                                    unit="FLOPs", progress=progress)
-            return structure, {"beta": beta}
+            def by_flops(ratio: float) -> Found:
+                beta, _, structure = pruner.search_cost(flops, (1.0 - ratio) * dense_flops, what="FLOPs count",
+                                                        unit="FLOPs", progress=progress)
+                return structure, {"beta": beta}
 
-        return to_budget(opts, target, table, topo, search, by_flops, lambda: (pruner.structure(1.0), {"beta": 1.0}),
-                         measure)
+            return to_budget(opts, target, table, topo, search, by_flops,
+                             lambda: (pruner.structure(1.0), {"beta": 1.0}), measure)
 
-    return relaxing_alignment(opts, target, attempt)
+        return relaxing_alignment(opts, target, attempt)
+
+    if target.backend not in WHOLE_STREAM_BACKENDS:
+        found = shaped_by(target_shape(table, topo, target.backend))
+        found.record["shape_rules"] = "one-group fallback"
+        return found
+    try:
+        found = shaped_by(target_shape(table, topo, target.backend))
+        found.record["shape_rules"] = "whole stream"
+    except TrainingError as exc:
+        log.warning("%s under the whole-stream rule; searching with the one-group fallback alone", exc)
+        found = shaped_by(fallback_to_one_group(table, topo))
+        found.record["shape_rules"] = "one-group fallback (the whole-stream rule cannot reach the goal)"
+    return found
 
 
 def channels_to_budget(opts: LatencyOptions, pruner: Any, state_dict: Mapping[str, Any]) -> Budgeted:

@@ -422,9 +422,13 @@ def test_prune_torchvision_state_dict_to_speedup(tv_files, capsys):
     here = channel_multiple(make_target())  # this machine's alignment: 8 on AVX2, 16 on AVX-512
     assert lat["predicted_ms"] <= lat["budget_ms"] and lat["target"]["channel_multiple"] == here
     assert summary["channel_multiple"] == here and summary["flops_reduction_pct"] > 0
+    assert lat["shape_rules"] == "whole stream"  # ort-cpu's rules reach it
     from dsp_deploy.checkpoint import load_checkpoint
 
     assert load_checkpoint(out).metadata["latency"]["goal"] == "1.5x dense"
+    text = _main(capsys, *_prune(tv_files), "--speedup", "1.5", "--latency-table", tv_files / "table.json",
+                 "--no-measure", "--no-progress", "--out", out).stdout
+    assert "shape rules" in text and "whole stream" in text
 
 
 def test_prune_hardware_aware_flops_target(tv_files, capsys):
@@ -543,7 +547,9 @@ def test_alignment_ladder_halves_the_target_multiple_unless_given():
 
 def test_alignment_is_relaxed_only_where_the_target_multiple_cannot_reach_the_goal(tmp_path):
     """ResNet-20 G=4: a goal between the smallest structure at the target's alignment and at a finer
-    one is reached at the finer one (the record says why); an explicit multiple is never relaxed."""
+    one is reached at the finer one (the record says why); an explicit multiple is never relaxed: there
+    the goal is reached by the one-group fallback alone (grouped convs may cut the stream reads and
+    block outputs a one-group conv keeps whole), and a goal below that too is refused."""
     from dsp_deploy.errors import TrainingError
     from dsp_deploy.training.latency_prune import MIN_MULTIPLE, LatencyOptions, dsp_to_budget
 
@@ -560,9 +566,9 @@ def test_alignment_is_relaxed_only_where_the_target_multiple_cannot_reach_the_go
     gen = torch.Generator().manual_seed(0)
     assignments = {s.name: torch.randperm(s.out_channels, generator=gen) % 4 for s in prunable_convs(topo)}
 
-    def floor(multiple):
+    def floor(multiple, rules=None):
         pruner = GroupChannelPruner(topo, state, assignments, 4, channel_multiple=multiple,
-                                    finalize=target_shape(table, topo, target.backend))  # dsp_to_budget's rules
+                                    finalize=rules or target_shape(table, topo, target.backend))  # dsp_to_budget's
         return table.predict(pruner.structure(1.0), topo)
 
     coarse, fine = floor(native), floor(MIN_MULTIPLE)
@@ -579,6 +585,14 @@ def test_alignment_is_relaxed_only_where_the_target_multiple_cannot_reach_the_go
     assert found.record["predicted_ms"] <= goal.latency_ms
     tried = found.record["alignment_tried"]
     assert tried[0]["channel_multiple"] == native and "out of reach" in tried[0]["outcome"]
+    assert found.record["shape_rules"] == "whole stream"
+    per_conv = floor(native, fallback_to_one_group(table, topo))
+    assert per_conv < goal.latency_ms  # the fallback alone reaches it at the target's multiple
+    explicit = prune(multiple=native)
+    assert explicit.multiple == native and "alignment_tried" not in explicit.record
+    assert "the whole-stream rule cannot reach the goal" in explicit.record["shape_rules"]
+    assert explicit.record["predicted_ms"] <= goal.latency_ms
+    goal = LatencyGoal(latency_ms=0.9 * per_conv)
     with pytest.raises(TrainingError, match="out of reach"):
         prune(multiple=native)
     easy = LatencyGoal(latency_ms=coarse * 1.05)  # reachable at the target's alignment: not relaxed
