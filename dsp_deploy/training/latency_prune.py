@@ -411,14 +411,13 @@ def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any]
 
         return relaxing_alignment(opts, target, attempt)
 
-    if target.backend not in WHOLE_STREAM_BACKENDS:
-        found = shaped_by(target_shape(table, topo, target.backend))
-        found.record["shape_rules"] = "one-group fallback"
-        return found
+    whole_stream = target.backend in WHOLE_STREAM_BACKENDS
     try:
         found = shaped_by(target_shape(table, topo, target.backend))
-        found.record["shape_rules"] = "whole stream"
+        found.record["shape_rules"] = "whole stream" if whole_stream else "one-group fallback"
     except TrainingError as exc:
+        if not whole_stream:
+            raise
         log.warning("%s under the whole-stream rule; searching with the one-group fallback alone", exc)
         found = shaped_by(fallback_to_one_group(table, topo))
         found.record["shape_rules"] = "one-group fallback (the whole-stream rule cannot reach the goal)"
