@@ -8,10 +8,11 @@ channel multiple .. all) for G = 1 and the pruning's G, and a conv's time is the
 interpolation of its site's grid, which is exact for a + b*ci + c*co + d*ci*co (the shape of a
 conv's cost). A conv with several live groups is predicted as the cheaper of its grouped
 lowering (Gather + Conv(group=G) at the largest group's counts) and its one-group (union)
-lowering. The shape rules of a backend that keeps the residual stream whole (`WHOLE_STREAM_BACKENDS`,
-`prune --hardware-aware`) price a conv as it will run there: a block's last conv grouped plus writing the
-stream (restore gather, Add, Relu: measured once per stream shape), or as one group writing every stream
-channel (zero rows for pruned filters, the Add and Relu fused into it). The whole model is
+lowering. The shape rules of a backend that keeps the residual stream whole (`WHOLE_STREAM_BACKENDS`;
+`prune --hardware-aware`, `--speedup`, `--latency-target`) price a conv as it will run there: a
+block's last conv grouped plus writing the stream (restore gather, Add, Relu: measured once per
+stream shape), or as one group writing every stream channel (zero rows for pruned filters, the Add
+and Relu fused into it). The whole model is
 ``scale * sum(parts) + offset``, the two numbers fitted by least squares on the dense model and a few
 pruned structures measured whole (layout reorders, fusions and the per-run overhead of the isolated
 timings are what they absorb).
