@@ -1,7 +1,7 @@
 """DSP group channel pruning to a FLOPs target, shaped for the machine it will run on (``prune
 --flops-reduction R --hardware-aware``): the same global-threshold search as the paper's pruning, with
 the shape rules of a latency-targeted result (`hardware.budget.target_shape`): group sizes in the
-target's channel multiple (relaxed down `latency_prune.alignment_ladder` where the target cannot be
+target's channel multiple (relaxed down `ladder.alignment_ladder` where the target cannot be
 reached at the coarser one), one group where the latency table says a layer's groups cost more than
 they save (net of the MACs: what a one-group conv keeps beyond its groups is pruned elsewhere to hold
 the FLOPs target, `LatencyTable.conv_ms_per_mac`), and, on ONNX Runtime CPU, a one-group conv's
@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dsp_deploy.errors import TrainingError
 from dsp_deploy.targets import Target, channel_multiple
 
 log = logging.getLogger(__name__)
@@ -63,24 +62,23 @@ def dsp_to_flops_on_target(hw: HardwareTarget, topo: Any, state_dict: Mapping[st
     multiples tried) when none does."""
     from dsp_deploy.hardware.budget import live_groups, target_shape
     from dsp_deploy.structure import dense_structure
-    from dsp_deploy.training.latency_prune import alignment_ladder, target_table
+    from dsp_deploy.training.ladder import LadderTrials, alignment_ladder
+    from dsp_deploy.training.latency_prune import target_table
     from dsp_deploy.training.pruning import GroupChannelPruner
 
     target = hw.target()
     table = target_table(hw, target, topo, groups)
     shape = target_shape(table, topo, target.backend, table.conv_ms_per_mac(topo))
-    tried: list[dict[str, Any]] = []
+    trials = LadderTrials()
     for multiple in alignment_ladder(channel_multiple(target), hw.channel_multiple is not None):
         pruner = GroupChannelPruner(topo, state_dict, assignments, groups,
                                     dict(metadata, channel_multiple=multiple, shaped_for=target.to_dict()),
                                     channel_multiple=multiple, finalize=shape, criterion=criterion)
-        try:
-            result = pruner.search(reduction, metric, tolerance_pct=SHAPED_TOLERANCE_PCT, progress=progress)
-        except TrainingError as exc:
-            tried.append({"channel_multiple": multiple, "outcome": str(exc)})
-            log.info("channel multiple %d: %s", multiple, exc)
+        result = trials.attempt(multiple, lambda _: pruner.search(reduction, metric, tolerance_pct=SHAPED_TOLERANCE_PCT,
+                                                                  progress=progress))
+        if result is None:
             continue
-        tried.append({"channel_multiple": multiple, "outcome": f"{result.reduction_pct:.2f}% fewer FLOPs"})
+        trials.reached(multiple, f"{result.reduction_pct:.2f}% fewer FLOPs")
         dense_ms = table.predict(dense_structure(topo), topo)
         predicted = table.predict(result.structure, topo)
         live = [live_groups(layer) for layer in result.structure.layers if not layer.is_dense]
@@ -88,10 +86,8 @@ def dsp_to_flops_on_target(hw: HardwareTarget, topo: Any, state_dict: Mapping[st
                   "grouped_layers": sum(1 for n in live if n > 1), "one_group_layers": sum(1 for n in live if n == 1),
                   "predicted_dense_ms": round(dense_ms, 4), "predicted_ms": round(predicted, 4),
                   "predicted_speedup": round(dense_ms / predicted, 4) if predicted > 0 else None}
-        if len(tried) > 1:
-            record["alignment_tried"] = tried
+        if trials.relaxed:
+            record["alignment_tried"] = trials.tried
         log.info("hardware-aware pruning for %s: %s", target.describe(), record)
         return ShapedResult(result, multiple, record)
-    multiples = ", ".join(str(t["channel_multiple"]) for t in tried)
-    raise TrainingError(f"{tried[-1]['outcome']} at channel multiple {tried[-1]['channel_multiple']} (channel "
-                        f"multiples tried: {multiples}) under the shape rules of {target.describe()}")
+    raise trials.refusal(f"under the shape rules of {target.describe()}")

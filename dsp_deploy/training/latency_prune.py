@@ -14,6 +14,7 @@ from dsp_deploy.hardware.budget import LatencyGoal, fallback_to_one_group, laten
 from dsp_deploy.runtime.timing import MEASURE_SECONDS, check_stat
 from dsp_deploy.structure.ir import ModelStructure
 from dsp_deploy.targets import MEASURABLE_BACKENDS, Target, channel_multiple, make_target
+from dsp_deploy.training.ladder import LadderTrials, alignment_ladder
 from dsp_deploy.utils.ratio_bracket import RatioBracket
 
 log = logging.getLogger(__name__)
@@ -304,21 +305,6 @@ def to_budget(opts: LatencyOptions, target: Target, table: Any, topo: Any, searc
     return structure, record
 
 
-MIN_MULTIPLE = 4
-"""The finest alignment the relaxation tries: a 128-bit register of floats (SSE/NEON)."""
-
-
-def alignment_ladder(native: int, explicit: bool) -> list[int]:
-    """The channel multiples latency-targeted pruning tries, coarsest first: the target's alignment,
-    then its halves down to `MIN_MULTIPLE` (an explicit ``--channel-multiple`` is the only one tried).
-    A coarse alignment can put a goal out of reach on narrow layers (16 on ResNet-20's 16-channel
-    layers with G=4 prunes no input channel), where a finer one reaches it."""
-    ladder = [native]
-    while not explicit and ladder[-1] % 2 == 0 and ladder[-1] // 2 >= MIN_MULTIPLE:
-        ladder.append(ladder[-1] // 2)
-    return ladder
-
-
 def _relative_miss(ms: float, goal_ms: float) -> float:
     return abs(ms - goal_ms) / goal_ms
 
@@ -335,40 +321,29 @@ def _measured_miss(goal: LatencyGoal, record: Mapping[str, Any]) -> float | None
 def relaxing_alignment(opts: LatencyOptions, target: Target,
                        attempt: Callable[[int], tuple[ModelStructure, dict[str, Any]]]) -> Budgeted:
     """``attempt(multiple)`` (a search to the goal at that alignment, `to_budget`) down the
-    `alignment_ladder` while the goal is out of reach or the measured result misses it by more than
-    ``opts.tolerance``; the result closest to the goal wins (the coarsest on a tie). The record says
+    `ladder.alignment_ladder` while the goal is out of reach or the measured result misses it by more
+    than ``opts.tolerance``; the result closest to the goal wins (the coarsest on a tie). The record says
     which multiple was used and, when more than one was tried, what each gave."""
-    from dsp_deploy.errors import TrainingError
-
-    tried: list[dict[str, Any]] = []
+    trials = LadderTrials()
     best: tuple[float, Budgeted] | None = None
-    error: TrainingError | None = None
     for multiple in alignment_ladder(channel_multiple(target), opts.channel_multiple is not None):
-        try:
-            structure, record = attempt(multiple)
-        except TrainingError as exc:
-            error = exc
-            tried.append({"channel_multiple": multiple, "outcome": str(exc)})
-            log.info("channel multiple %d: %s", multiple, exc)
+        found = trials.attempt(multiple, attempt)
+        if found is None:
             continue
+        structure, record = found
         miss = _measured_miss(opts.goal, record)
-        tried.append({"channel_multiple": multiple,
-                      "outcome": "within the table's budget" if miss is None else f"measured {100 * miss:.1f}% off"})
+        trials.reached(multiple, "within the table's budget" if miss is None else f"measured {100 * miss:.1f}% off")
         if best is None or (miss is not None and miss < best[0]):
             best = (miss or 0.0, Budgeted(structure, dict(record, channel_multiple=multiple), multiple))
         if miss is None or miss <= opts.tolerance:
             break
     if best is None:
-        assert error is not None
-        if len(tried) == 1:
-            raise error
-        multiples = ", ".join(str(t["channel_multiple"]) for t in tried)
-        raise TrainingError(f"{error} (channel multiples tried: {multiples})") from None
-    found = best[1]
-    if len(tried) > 1:
-        found.record["alignment_tried"] = tried
-        log.info("latency-targeted pruning relaxed the alignment to %d channels: %s", found.multiple, tried)
-    return found
+        raise trials.refusal()
+    result = best[1]
+    if trials.relaxed:
+        result.record["alignment_tried"] = trials.tried
+        log.info("latency-targeted pruning relaxed the alignment to %d channels: %s", result.multiple, trials.tried)
+    return result
 
 
 def dsp_to_budget(opts: LatencyOptions, topo: Any, state_dict: Mapping[str, Any], assignments: Mapping[str, Any],

@@ -537,12 +537,33 @@ def test_prune_records_measured_latency(tv_files, tmp_path, capsys):
 
 
 def test_alignment_ladder_halves_the_target_multiple_unless_given():
-    from dsp_deploy.training.latency_prune import alignment_ladder
+    from dsp_deploy.training.ladder import alignment_ladder
 
     assert alignment_ladder(16, explicit=False) == [16, 8, 4]
     assert alignment_ladder(8, explicit=False) == [8, 4]
     assert alignment_ladder(4, explicit=False) == [4]
     assert alignment_ladder(16, explicit=True) == [16]
+
+
+def test_ladder_trials_keep_what_each_multiple_gave_and_refuse_in_one_line():
+    from dsp_deploy.errors import TrainingError
+    from dsp_deploy.training.ladder import LadderTrials
+
+    def refuse(multiple: int) -> int:
+        raise TrainingError(f"the goal is out of reach ({multiple})")
+
+    walk = LadderTrials()
+    assert walk.attempt(16, refuse) is None and walk.attempt(8, refuse) is None
+    assert walk.relaxed and [t["channel_multiple"] for t in walk.tried] == [16, 8]
+    assert str(walk.refusal("under the rules of X")) == (
+        "the goal is out of reach (8) at channel multiple 8 (channel multiples tried: 16, 8) under the rules of X")
+    single = LadderTrials()
+    single.attempt(4, refuse)
+    assert str(single.refusal()) == "the goal is out of reach (4) at channel multiple 4"
+    reached = LadderTrials()
+    assert reached.attempt(8, lambda m: 2 * m) == 16
+    reached.reached(8, "fine")
+    assert not reached.relaxed and reached.tried == [{"channel_multiple": 8, "outcome": "fine"}]
 
 
 def test_alignment_is_relaxed_only_where_the_target_multiple_cannot_reach_the_goal(tmp_path):
@@ -551,7 +572,8 @@ def test_alignment_is_relaxed_only_where_the_target_multiple_cannot_reach_the_go
     the goal is reached by the one-group fallback alone (grouped convs may cut the stream reads and
     block outputs a one-group conv keeps whole), and a goal below that too is refused."""
     from dsp_deploy.errors import TrainingError
-    from dsp_deploy.training.latency_prune import MIN_MULTIPLE, LatencyOptions, dsp_to_budget
+    from dsp_deploy.training.ladder import MIN_MULTIPLE
+    from dsp_deploy.training.latency_prune import LatencyOptions, dsp_to_budget
 
     target = make_target()  # this machine: the table must carry its fingerprint
     native = channel_multiple(target)
