@@ -248,7 +248,8 @@ def format_demo_summary(summary: dict[str, Any]) -> str:
     if res.get("headline"):
         lines += ["", "  latency (ONNX Runtime CPU, speedup vs dense at batch 1/32):"]
         lines += [f"    {line}" for line in res["headline"]]
-    lines += ["", "  files:"] + [f"    {k:<26} {v}" for k, v in summary["files"].items()]
+    width = max((len(k) for k in summary["files"]), default=0)
+    lines += ["", "  files:"] + [f"    {k:<{width}}  {v}" for k, v in summary["files"].items()]
     if res.get("matched_latency"):
         lines += ["", *matched_latency_lines(res["matched_latency"])]
     return "\n".join(lines)

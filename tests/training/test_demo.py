@@ -43,6 +43,9 @@ def test_demo_small_budget(tmp_path: Path, training_threads: None) -> None:
     assert "pruning shaped for this machine" in text and "DSP G=4 shaped" in res["headline"][0]
     assert "accuracy (val)" in text and f"-{res['dsp']['dsp_flops_reduction_pct']:.1f}%" in text
     assert "finetuned.pt" in text
+    listed = text.split("  files:\n", 1)[1].split("\n\n", 1)[0].splitlines()  # one column of paths, any label
+    columns = {line.rindex(path) for line, path in zip(listed, summary["files"].values(), strict=True)}
+    assert len(columns) == 1, listed
     assert "latency (ONNX Runtime CPU" in text
     matched = res["matched_latency"]  # the summary ends with dense / DSP / channel-pruned at DSP's latency
     assert matched["channel"]["accuracy"] > 10.0 and matched["channel"]["flops_reduction_pct"] > 0
