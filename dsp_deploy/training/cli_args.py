@@ -61,8 +61,10 @@ def report_summary(summary: Mapping[str, Any], as_json: bool,
     return 0
 
 
-TARGET_DEFAULTS = {"backend": "ort-cpu", "target_threads": 1, "target_batch": 1}
-"""The target flags' values when not given (the parser's defaults are None, so a given flag is seen)."""
+TARGET_FIELDS = {"backend": "backend", "target_threads": "threads", "target_batch": "batch",
+                 "channel_multiple": "channel_multiple", "latency_table": "table"}
+"""Target flag (parser dest) -> the field of LatencyOptions / HardwareTarget it sets. The parser's defaults
+are None, so a given flag is seen; a flag not given leaves the field at the dataclass's default."""
 MEASURE_FLAGS = {"no_measure": "--no-measure", "latency_stat": "--latency-stat"}
 TARGET_FLAGS = {"backend": "--backend", "target_threads": "--target-threads", "target_batch": "--target-batch",
                 "latency_table": "--latency-table", **MEASURE_FLAGS}
@@ -113,9 +115,10 @@ def check_target_flags(args: argparse.Namespace, *, latency_goal: bool) -> None:
                              "(it shapes a FLOPs target); drop the flag")
 
 
-def _target(args: argparse.Namespace, dest: str) -> Any:
-    value = getattr(args, dest, None)
-    return TARGET_DEFAULTS[dest] if value is None else value
+def _target_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The given target flags as LatencyOptions / HardwareTarget keyword arguments."""
+    given = {dest: getattr(args, dest, None) for dest in TARGET_FIELDS}
+    return {TARGET_FIELDS[dest]: value for dest, value in given.items() if value is not None}
 
 
 def latency_options(args: argparse.Namespace, flops_reduction: float | None) -> Any:
@@ -128,9 +131,8 @@ def latency_options(args: argparse.Namespace, flops_reduction: float | None) -> 
     check_target_flags(args, latency_goal=goal is not None)
     if goal is None:
         return None
-    return LatencyOptions(goal, _target(args, "backend"), _target(args, "target_threads"),
-                          _target(args, "target_batch"), getattr(args, "channel_multiple", None), args.latency_table,
-                          not args.no_measure, stat=args.latency_stat or "median")
+    measuring = {"measure": not args.no_measure, **({"stat": args.latency_stat} if args.latency_stat else {})}
+    return LatencyOptions(goal, **_target_fields(args), **measuring)
 
 
 def hardware_target(args: argparse.Namespace) -> Any:
@@ -139,5 +141,4 @@ def hardware_target(args: argparse.Namespace) -> Any:
         return None
     from dsp_deploy.training.hardware_prune import HardwareTarget
 
-    return HardwareTarget(_target(args, "backend"), _target(args, "target_threads"), _target(args, "target_batch"),
-                          getattr(args, "channel_multiple", None), args.latency_table)
+    return HardwareTarget(**_target_fields(args))

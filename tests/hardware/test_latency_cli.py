@@ -172,3 +172,25 @@ def test_prune_records_measured_latency(tv_files, tmp_path, capsys):
     assert lat["measured_ms"] > 0 and lat["measured_dense_ms"] > 0 and lat["measured_speedup_min"] > 0
 
 
+
+
+def test_target_flags_reach_the_options_and_the_rest_keep_their_defaults():
+    """Given target flags set the LatencyOptions / HardwareTarget fields they name; the others keep the
+    dataclasses' defaults (ort-cpu, 1 thread, batch 1, median, measured)."""
+    from dsp_deploy.cli.main import build_parser
+    from dsp_deploy.training.cli_args import hardware_target, latency_options
+    from dsp_deploy.training.hardware_prune import HardwareTarget
+    from dsp_deploy.training.latency_prune import LatencyOptions
+
+    parse = build_parser().parse_args
+    given = parse(["prune", "x.pt", "--out", "y.pt", "--speedup", "2", "--target-batch", "32", "--latency-stat", "min",
+                   "--channel-multiple", "8", "--latency-table", "t.json", "--no-measure"])
+    opts = latency_options(given, None)
+    assert (opts.batch, opts.stat, opts.channel_multiple, opts.table, opts.measure) == (32, "min", 8, "t.json", False)
+    assert (opts.backend, opts.threads) == (LatencyOptions.backend, LatencyOptions.threads) == ("ort-cpu", 1)
+    plain = latency_options(parse(["prune", "x.pt", "--out", "y.pt", "--speedup", "2"]), None)
+    assert (plain.batch, plain.stat, plain.measure) == (1, "median", True)
+    assert plain.channel_multiple is None and plain.table is None
+    shaped = hardware_target(parse(["prune", "x.pt", "--out", "y.pt", "--flops-reduction", "0.5", "--hardware-aware",
+                                    "--target-threads", "2"]))
+    assert shaped == HardwareTarget(threads=2)
